@@ -18,6 +18,11 @@
 #   PGHOST [127.0.0.1] PGPORT [5432] PGUSER [postgres]   where the per-run database is created
 #   KEEP_DB=1           keep the database signpost_bench_<pid> instead of dropping it
 #   START_TIMEOUT [60]  seconds to wait for the server to answer the SOA query
+#   IDLE_CHECK [2] IDLE_MAX [3]  seconds of no traffic, before and after the runs, to check that the
+#                       server's core is otherwise idle; warns when it is busier than IDLE_MAX %
+#   OTHER_MAX [5]       runs where other processes used more than this % of the server's core
+#                       are left out of the medians (all runs are used, with a WARNING, if every
+#                       run was disturbed)
 #   IMPORT_TIMEOUT [600] BUILD_TIMEOUT [3600]  bounds for `zone import` and `cargo build`
 #   SERVER_CMD          instead of Signpost, run this shell command (under bash, pinned to
 #                       SERVER_CPU) as the server; it gets ZONEFILE, ORIGIN (bench.test.), PORT,
@@ -51,6 +56,9 @@ START_TIMEOUT=${START_TIMEOUT:-60}
 IMPORT_TIMEOUT=${IMPORT_TIMEOUT:-600}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-3600}
 SERVER_CMD=${SERVER_CMD:-}
+IDLE_CHECK=${IDLE_CHECK:-2}
+IDLE_MAX=${IDLE_MAX:-3}
+OTHER_MAX=${OTHER_MAX:-5}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 ORIGIN=bench.test.
 ADDR=127.0.0.1
@@ -59,7 +67,7 @@ die() { echo "dns.sh: $*" >&2; exit 1; }
 log() { echo "== $*"; }
 
 for v in DURATION RUNS WARMUP CLIENTS OUTSTANDING PORT SERVER_CPU LOAD_CPU RECORDS START_TIMEOUT \
-         IMPORT_TIMEOUT BUILD_TIMEOUT; do
+         IMPORT_TIMEOUT BUILD_TIMEOUT IDLE_CHECK IDLE_MAX OTHER_MAX; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 if [ "$RUNS" -lt 1 ] || [ "$DURATION" -lt 1 ]; then die "RUNS and DURATION must be at least 1"; fi
@@ -103,7 +111,14 @@ drop_db() {
   fi
   DB_NAME=""
 }
-cleanup() { stop_server; drop_db; }
+LOAD_PID=""
+stop_load() {
+  [ -n "$LOAD_PID" ] || return 0
+  kill -TERM "$LOAD_PID" 2>/dev/null || true
+  wait "$LOAD_PID" 2>/dev/null || true
+  LOAD_PID=""
+}
+cleanup() { stop_load; stop_server; drop_db; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -117,7 +132,7 @@ rm -f "$OUT_DIR"/run*.log "$OUT_DIR"/warmup.log "$OUT_DIR"/server.log "$OUT_DIR"
 if [ -z "$SERVER_CMD" ]; then
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
     log "cargo build --release"
-    (cd "$ROOT" && timeout "$BUILD_TIMEOUT" cargo build --release) || die "build failed"
+    (cd "$ROOT" && timeout --foreground "$BUILD_TIMEOUT" cargo build --release) || die "build failed"
   fi
   [ -x "$SIGNPOST" ] || die "no executable at $SIGNPOST (build first, or set SIGNPOST)"
   timeout 30 "$SIGNPOST" dns --help >/dev/null 2>&1 || die "'$SIGNPOST dns --help' fails"
@@ -147,7 +162,7 @@ if [ -z "$SERVER_CMD" ]; then
   DB_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB_NAME"
   log "importing $ZONEFILE into $DB_NAME"
   t0=$(date +%s.%N)
-  RUST_LOG=$SERVER_RUST_LOG timeout "$IMPORT_TIMEOUT" "$SIGNPOST" zone import "$ZONEFILE" \
+  RUST_LOG=$SERVER_RUST_LOG timeout --foreground "$IMPORT_TIMEOUT" "$SIGNPOST" zone import "$ZONEFILE" \
     --database-url "$DB_URL" >"$OUT_DIR/import.log" 2>&1 ||
     { tail -n 20 "$OUT_DIR/import.log" >&2; die "zone import failed (log: $OUT_DIR/import.log)"; }
   t1=$(date +%s.%N)
@@ -198,8 +213,9 @@ awk '/->>HEADER<<-/ {printf "%s ", $6} END {print ""}' "$OUT_DIR/sample.txt" |
   sed 's/,//g' | { read -r codes || true; echo "   sample rcodes (SOA A AAAA CNAME MX TXT wildcard nx): ${codes:-none}"; }
 
 # ---------- measurement helpers ----------
-# "busy steal total" jiffies of one core; busy = user+nice+system+irq+softirq (as peers/run.sh)
-cpu_ticks() { awk -v c="cpu$1" '$1==c {b=$2+$3+$4+$7+$8; t=b+$5+$6+$9; print b, $9, t}' /proc/stat; }
+# "busy steal total task" jiffies of one core; busy = user+nice+system+irq+softirq (as
+# peers/run.sh); task = user+nice+system, the part that belongs to processes (not irq/softirq)
+cpu_ticks() { awk -v c="cpu$1" '$1==c {b=$2+$3+$4+$7+$8; t=b+$5+$6+$9; print b, $9, t, $2+$3+$4}' /proc/stat; }
 # utime+stime jiffies of a process and its live descendants (NSD serves from a child process)
 proc_ticks() {
   local pids=("$1") all i=0 total=0 p t
@@ -214,25 +230,43 @@ proc_ticks() {
   done
   echo "$total"
 }
-run_dnsperf() {  # extra dnsperf args...; output to stdout
+run_dnsperf() {  # LOGFILE extra-dnsperf-args...
+  # In the background + wait, so that INT/TERM interrupt the wait and cleanup stops dnsperf too.
+  local logfile=$1 rc=0; shift
   timeout $((DURATION + WARMUP + 60)) taskset -c "$LOAD_CPU" dnsperf -s "$ADDR" -p "$PORT" -d "$QUERIES" \
-    -c "$CLIENTS" -q "$OUTSTANDING" -t 2 "$@" 2>&1
+    -c "$CLIENTS" -q "$OUTSTANDING" -t 2 "$@" >"$logfile" 2>&1 &
+  LOAD_PID=$!
+  wait "$LOAD_PID" || rc=$?
+  LOAD_PID=""
+  return "$rc"
 }
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
+# The core numbers assume the server's core does nothing else. Measure it with no traffic, before
+# and after the runs: other work there (a build, another benchmark) inflates "core us/query".
+idle_busy() {  # busy % of SERVER_CPU over IDLE_CHECK seconds with no traffic
+  local b1 s1 t1 k1 b2 s2 t2 k2
+  read -r b1 s1 t1 k1 < <(cpu_ticks "$SERVER_CPU")
+  sleep "$IDLE_CHECK"
+  read -r b2 s2 t2 k2 < <(cpu_ticks "$SERVER_CPU")
+  awk -v b="$((b2 - b1))" -v t="$((t2 - t1))" 'BEGIN {printf "%.0f", (t > 0 ? 100*b/t : 0)}'
+}
+IDLE_BEFORE=$(idle_busy)
+echo "   cpu$SERVER_CPU busy with no traffic: ${IDLE_BEFORE}%"
+
 if [ "$WARMUP" -gt 0 ]; then
   log "warm-up ${WARMUP}s"
-  run_dnsperf -l "$WARMUP" >"$OUT_DIR/warmup.log" || true
+  run_dnsperf "$OUT_DIR/warmup.log" -l "$WARMUP" || true
 fi
 
 log "$RUNS x ${DURATION}s: dnsperf -c $CLIENTS -q $OUTSTANDING -t 2 on cpu$LOAD_CPU, server on cpu$SERVER_CPU"
-qps_l=(); ans_l=(); core_l=(); proc_l=(); busy_l=(); steal_l=(); lat_l=()
+qps_l=(); ans_l=(); core_l=(); proc_l=(); busy_l=(); steal_l=(); lat_l=(); other_max=0; all_l=(); clean_l=()
 for r in $(seq 1 "$RUNS"); do
   kill -0 "$SERVER_PID" 2>/dev/null || die "the server died (log: $OUT_DIR/server.log)"
   rl=$OUT_DIR/run$r.log
-  read -r b1 s1 t1 < <(cpu_ticks "$SERVER_CPU"); p1=$(proc_ticks "$SERVER_PID")
-  run_dnsperf -l "$DURATION" >"$rl" || die "dnsperf failed (log: $rl)"
-  read -r b2 s2 t2 < <(cpu_ticks "$SERVER_CPU"); p2=$(proc_ticks "$SERVER_PID")
+  read -r b1 s1 t1 k1 < <(cpu_ticks "$SERVER_CPU"); p1=$(proc_ticks "$SERVER_PID")
+  run_dnsperf "$rl" -l "$DURATION" || die "dnsperf failed (log: $rl)"
+  read -r b2 s2 t2 k2 < <(cpu_ticks "$SERVER_CPU"); p2=$(proc_ticks "$SERVER_PID")
   kill -0 "$SERVER_PID" 2>/dev/null || die "the server died during run $r (log: $OUT_DIR/server.log)"
   qps=$(awk '/Queries per second:/ {print $4}' "$rl")
   ans=$(awk '/Queries completed:/ {print $3}' "$rl")
@@ -240,12 +274,25 @@ for r in $(seq 1 "$RUNS"); do
   lost=$(awk '/Queries lost:/ {print $3}' "$rl")
   lat=$(awk '/Average Latency \(s\):/ {printf "%.0f", $4 * 1e6}' "$rl")
   if [ -z "$qps" ] || [ "${ans:-0}" -eq 0 ]; then die "no answered queries in run $r (log: $rl)"; fi
-  read -r core procq busy steal < <(awk -v b="$((b2 - b1))" -v s="$((s2 - s1))" -v t="$((t2 - t1))" \
-    -v p="$((p2 - p1))" -v n="$ans" -v hz="$HZ" 'BEGIN {
-      printf "%.2f %.2f %.0f %.0f\n", b*1e6/hz/n, p*1e6/hz/n, (t>0 ? 100*b/t : 0), (t>0 ? 100*s/t : 0) }')
-  printf '   run %d: %9.0f qps  answered %9d/%-9d lost %-6s avg %4s us  cpu%d busy %3s%% (steal %s%%)  core %5.2f us/q  process %5.2f us/q\n' \
-    "$r" "$qps" "$ans" "$sent" "$lost" "$lat" "$SERVER_CPU" "$busy" "$steal" "$core" "$procq"
-  echo "run=$r qps=$qps answered=$ans sent=$sent lost=$lost avg_us=$lat busy_pct=$busy steal_pct=$steal core_us_per_q=$core proc_us_per_q=$procq" >>"$OUT_DIR/summary.txt"
+  # other = process time on the server's core not spent by the server (builds, other jobs):
+  # an estimate (per-core and per-process accounting are sampled differently), for the warning
+  read -r core procq busy steal other < <(awk -v b="$((b2 - b1))" -v s="$((s2 - s1))" -v t="$((t2 - t1))" \
+    -v k="$((k2 - k1))" -v p="$((p2 - p1))" -v n="$ans" -v hz="$HZ" 'BEGIN {
+      o = (t > 0 ? 100*(k-p)/t : 0); if (o < 0) o = 0
+      printf "%.2f %.2f %.0f %.0f %.0f\n", b*1e6/hz/n, p*1e6/hz/n, (t>0 ? 100*b/t : 0), (t>0 ? 100*s/t : 0), o }')
+  printf '   run %d: %9.0f qps  answered %9d/%-9d lost %-6s avg %4s us  cpu%d busy %3s%% (steal %s%%, other tasks %s%%)  core %5.2f us/q  process %5.2f us/q\n' \
+    "$r" "$qps" "$ans" "$sent" "$lost" "$lat" "$SERVER_CPU" "$busy" "$steal" "$other" "$core" "$procq"
+  echo "run=$r qps=$qps answered=$ans sent=$sent lost=$lost avg_us=$lat busy_pct=$busy steal_pct=$steal other_tasks_pct=$other core_us_per_q=$core proc_us_per_q=$procq" >>"$OUT_DIR/summary.txt"
+  [ "$other" -le "$other_max" ] || other_max=$other
+  all_l+=("$qps $ans $core $procq $busy $steal $lat")
+  if [ "$other" -le "$OTHER_MAX" ]; then clean_l+=("$qps $ans $core $procq $busy $steal $lat"); fi
+done
+# Medians over the undisturbed runs (other tasks <= OTHER_MAX % of the core) when there are any.
+if [ "${#clean_l[@]}" -gt 0 ]; then rows=("${clean_l[@]}"); else rows=("${all_l[@]}"); fi
+USED="${#rows[@]} of $RUNS runs"
+[ "${#clean_l[@]}" -eq "$RUNS" ] || USED="$USED (runs with other tasks > ${OTHER_MAX}% of cpu$SERVER_CPU left out unless all had them)"
+for row in "${rows[@]}"; do
+  read -r qps ans core procq busy steal lat <<<"$row"
   qps_l+=("$qps"); ans_l+=("$ans"); core_l+=("$core"); proc_l+=("$procq"); busy_l+=("$busy")
   steal_l+=("$steal"); lat_l+=("$lat")
 done
@@ -265,6 +312,15 @@ warn=$(awk -v line="$rc_line" '
   }' "$OUT_DIR/expected.txt" /dev/null)
 [ -z "$warn" ] || echo "   WARNING: answers do not match the zone: $warn(see $OUT_DIR/sample.txt)"
 
+IDLE_AFTER=$(idle_busy)
+echo "   cpu$SERVER_CPU busy with no traffic after the runs: ${IDLE_AFTER}%"
+if [ "${#clean_l[@]}" -eq 0 ]; then
+  echo "   WARNING: in every run other tasks used cpu$SERVER_CPU (up to ${other_max}%): the core us/query" \
+    "numbers are too high; rerun on a quiet machine"
+elif [ "$IDLE_BEFORE" -gt "$IDLE_MAX" ] || [ "$IDLE_AFTER" -gt "$IDLE_MAX" ] || [ "$other_max" -gt "$OTHER_MAX" ]; then
+  echo "   note: cpu$SERVER_CPU was not always the server's alone (busy without traffic ${IDLE_BEFORE}% before," \
+    "${IDLE_AFTER}% after; other tasks up to ${other_max}% in a run); medians use $USED"
+fi
 stop_server
 
 qps_m=$(med "${qps_l[@]}"); ans_m=$(med "${ans_l[@]}"); core_m=$(med "${core_l[@]}")
@@ -273,10 +329,11 @@ rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
   echo
   echo "server: $SERVER_DESC (commit $rev)"
-  echo "zone: $RECORDS records; dnsperf -c $CLIENTS -q $OUTSTANDING -t 2 -l $DURATION; medians of $RUNS runs; $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "zone: $RECORDS records; dnsperf -c $CLIENTS -q $OUTSTANDING -t 2 -l $DURATION; medians of $USED; $(date -u +%Y-%m-%dT%H:%MZ)"
   printf '| %-10s | %-11s | %-12s | %-11s | %-19s | %-22s |\n' "QPS" "answered" "avg lat us" "cpu$SERVER_CPU busy %" \
     "core us/query" "server process us/query"
   echo "|-----------:|------------:|-------------:|------------:|--------------------:|-----------------------:|"
   printf '| %10.0f | %11.0f | %12s | %11s | %19.2f | %22.2f |\n' "$qps_m" "$ans_m" "$lat_m" "$busy_m" "$core_m" "$proc_m"
-  echo "(core us/query = busy jiffies of cpu$SERVER_CPU / answered queries; steal median ${steal_m}%; logs in $OUT_DIR)"
+  echo "(core us/query = busy jiffies of cpu$SERVER_CPU / answered queries; steal median ${steal_m}%;" \
+    "cpu$SERVER_CPU busy without traffic ${IDLE_BEFORE}% before, ${IDLE_AFTER}% after; logs in $OUT_DIR)"
 } | tee -a "$OUT_DIR/summary.txt"

@@ -1,1 +1,314 @@
-fn main() {}
+//! The `signpost` command: every service of Signpost and its tools.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use signpost_core::RecordSet;
+use signpost_core::names::parse_name;
+use signpost_core::zonefile::{parse_zone_file, render_zone_file};
+use signpost_store::bootstrap::{DatabaseOrigin, locate_database};
+use signpost_store::{Store, ZoneDefaults};
+use tokio::sync::watch;
+
+/// Self-hosted Route 53: authoritative DNS from PostgreSQL.
+#[derive(Parser)]
+#[command(name = "signpost", version, about)]
+struct Cli {
+    /// PostgreSQL URL. Without it Signpost finds a local server, or starts a
+    /// private one under --state-dir from the machine's PostgreSQL install.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// Where a private PostgreSQL cluster lives when one is needed.
+    #[arg(long, default_value = ".signpost", global = true)]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: DNS server and HTTP API.
+    Serve {
+        #[command(flatten)]
+        dns: DnsArgs,
+        /// HTTP API address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api_addr: SocketAddr,
+        /// Zone files loaded into an empty database (account `default`).
+        #[arg(long, default_value = "zones")]
+        zones_dir: PathBuf,
+        #[command(flatten)]
+        zones: ZoneArgs,
+    },
+    /// Run only the DNS server (many can share one database).
+    Dns {
+        #[command(flatten)]
+        dns: DnsArgs,
+    },
+    /// Run only the HTTP API.
+    Api {
+        /// HTTP API address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api_addr: SocketAddr,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Import and export zones as RFC 1035 zone files.
+    Zone {
+        #[command(subcommand)]
+        command: ZoneCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct DnsArgs {
+    /// DNS address, UDP and TCP (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:5300")]
+    dns_addr: SocketAddr,
+    /// UDP worker threads (default: one per core).
+    #[arg(long)]
+    udp_workers: Option<usize>,
+    /// Most TCP connections open at once.
+    #[arg(long, default_value_t = 512)]
+    tcp_max_connections: usize,
+}
+
+#[derive(clap::Args)]
+struct ZoneArgs {
+    /// Name servers written into the NS and SOA of new zones.
+    #[arg(long, value_delimiter = ',', default_value = "ns1.signpost.test.,ns2.signpost.test.")]
+    nameservers: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account; prints `{"accountId", "apiKey"}` (the key is shown once).
+    Create {
+        /// Account name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZoneCommand {
+    /// Make a zone equal to a zone file, in one atomic change (creating the
+    /// zone and the account if missing).
+    Import {
+        /// The zone file.
+        file: PathBuf,
+        /// Owning account.
+        #[arg(long, default_value = "default")]
+        account: String,
+        /// Origin when the file has no $ORIGIN (default: the file name without .zone).
+        #[arg(long)]
+        origin: Option<String>,
+        #[command(flatten)]
+        zones: ZoneArgs,
+    },
+    /// Print a zone as a zone file.
+    Export {
+        /// Zone name.
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("signpost: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let store = open_store(cli.database_url.as_deref(), &cli.state_dir).await?;
+    match cli.command {
+        Command::Migrate => {
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Accounts { command: AccountsCommand::Create { name } } => {
+            let account = store.create_account(&name).await.context("creating the account")?;
+            println!("{}", serde_json::json!({"accountId": account.account_id, "apiKey": account.api_key}));
+            Ok(())
+        }
+        Command::Zone { command: ZoneCommand::Import { file, account, origin, zones } } => {
+            let defaults = ZoneDefaults { nameservers: zones.nameservers };
+            let (name, count) = import_zone_file(&store, &file, &account, origin.as_deref(), &defaults).await?;
+            println!("imported {name}: {count} record sets");
+            Ok(())
+        }
+        Command::Zone { command: ZoneCommand::Export { name } } => {
+            let zone = store.zone_by_name(&name).await?.with_context(|| format!("no hosted zone named {name}"))?;
+            let rrsets = store.zone_rrsets(&zone.id).await?;
+            let origin = parse_name(&zone.name, "name")?;
+            let serial = u32::try_from(zone.serial).unwrap_or(u32::MAX);
+            print!("{}", render_zone_file(&origin, serial, &rrsets));
+            Ok(())
+        }
+        Command::Serve { dns, api_addr, zones_dir, zones } => {
+            let defaults = ZoneDefaults { nameservers: zones.nameservers };
+            load_example_zones(&store, &zones_dir, &defaults).await?;
+            let (stop, shutdown) = watch::channel(false);
+            let dns_server = start_dns(&store, &dns, shutdown.clone()).await?;
+            let api = start_api(&store, api_addr, shutdown).await?;
+            wait_for_signal().await;
+            let _ = stop.send(true);
+            dns_server.join().await;
+            let _ = api.await;
+            Ok(())
+        }
+        Command::Dns { dns } => {
+            let (stop, shutdown) = watch::channel(false);
+            let dns_server = start_dns(&store, &dns, shutdown).await?;
+            wait_for_signal().await;
+            let _ = stop.send(true);
+            dns_server.join().await;
+            Ok(())
+        }
+        Command::Api { api_addr } => {
+            let (stop, shutdown) = watch::channel(false);
+            let api = start_api(&store, api_addr, shutdown).await?;
+            wait_for_signal().await;
+            let _ = stop.send(true);
+            let _ = api.await;
+            Ok(())
+        }
+    }
+}
+
+/// Finds the database, connects, and applies pending migrations.
+async fn open_store(configured: Option<&str>, state_dir: &Path) -> Result<Store> {
+    let located = locate_database(configured, state_dir, "signpost").await?;
+    match &located.origin {
+        DatabaseOrigin::Configured => {}
+        DatabaseOrigin::LocalServer => tracing::info!("using the local PostgreSQL server"),
+        DatabaseOrigin::PrivateCluster { data_dir } => {
+            tracing::info!(data_dir = %data_dir.display(), "using a private PostgreSQL cluster")
+        }
+    }
+    let store = Store::connect(&located.url).await.context("connecting to PostgreSQL")?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+async fn start_dns(store: &Store, args: &DnsArgs, shutdown: watch::Receiver<bool>) -> Result<signpost_dns::DnsServer> {
+    let workers = args.udp_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let config = signpost_dns::DnsConfig {
+        addr: args.dns_addr,
+        udp_workers: workers,
+        tcp: signpost_dns::TcpLimits { max_connections: args.tcp_max_connections, ..Default::default() },
+        server_id: format!("dns-{}-{}", std::process::id(), signpost_store::new_api_key().get(3..15).unwrap_or("x")),
+    };
+    let server = signpost_dns::DnsServer::start(config, store.clone(), shutdown).await?;
+    // Tests and scripts read this line to find the port.
+    println!("dns listening on {}", server.local_addr);
+    Ok(server)
+}
+
+async fn start_api(
+    store: &Store,
+    addr: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let state = signpost_api::ApiState { store: store.clone(), registry: prometheus::Registry::new() };
+    let (local, serve) = signpost_api::bind(addr, state, shutdown).await.with_context(|| format!("listening on {addr}"))?;
+    println!("api listening on {local}");
+    Ok(tokio::spawn(serve))
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// Imports one zone file; returns the zone name and the number of record sets.
+async fn import_zone_file(
+    store: &Store,
+    file: &Path,
+    account: &str,
+    origin: Option<&str>,
+    defaults: &ZoneDefaults,
+) -> Result<(String, usize)> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let origin = match origin {
+        Some(o) => Some(o.to_string()),
+        None => file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| n.strip_suffix(".zone").unwrap_or(n).to_string()),
+    };
+    let origin_name = origin.as_deref().and_then(|o| parse_name(o, "origin").ok());
+    let parsed =
+        parse_zone_file(&text, origin_name.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let zone_name = parsed.origin.to_ascii();
+    let account_id = store.ensure_account(account).await?;
+    let zone = match store.zone_by_name(&zone_name).await? {
+        Some(zone) if zone.account_id != account_id => {
+            bail!("{zone_name} is hosted by another account; choose it with --account")
+        }
+        Some(zone) => zone,
+        None => store.create_zone(&account_id, &zone_name, None, defaults).await?,
+    };
+    // A file without SOA or apex NS keeps the zone's own.
+    let mut rrsets = parsed.rrsets;
+    let current = store.zone_rrsets(&zone.id).await?;
+    for rtype in ["SOA", "NS"] {
+        let has = |sets: &[RecordSet]| sets.iter().any(|r| r.name == zone.name && r.rtype == rtype);
+        if !has(&rrsets)
+            && let Some(existing) = current.iter().find(|r| r.name == zone.name && r.rtype == rtype)
+        {
+            rrsets.push(existing.clone());
+        }
+    }
+    let count = rrsets.len();
+    store
+        .replace_zone_contents(&zone.id, Some(&account_id), &rrsets, Some("zone import"))
+        .await
+        .with_context(|| format!("importing {}", file.display()))?;
+    Ok((zone_name, count))
+}
+
+/// Loads `dir/*.zone` into a database that hosts no zone yet.
+async fn load_example_zones(store: &Store, dir: &Path, defaults: &ZoneDefaults) -> Result<()> {
+    let (_, zones) = store.load_all_zones().await?;
+    if !zones.is_empty() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        tracing::info!(dir = %dir.display(), "no zones directory; starting empty");
+        return Ok(());
+    };
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "zone")).collect();
+    files.sort();
+    for file in files {
+        let (name, count) = import_zone_file(store, &file, "default", None, defaults).await?;
+        tracing::info!(zone = %name, record_sets = count, "example zone loaded");
+    }
+    Ok(())
+}

@@ -89,6 +89,14 @@ fn absolutize(rdata: RData, origin: &Name) -> RData {
 pub fn rdata_text(rdata: &RData) -> String {
     match rdata {
         RData::TXT(txt) => txt.txt_data.iter().map(|s| quote_character_string(s)).collect::<Vec<_>>().join(" "),
+        // hickory prints value lists with a trailing comma (`alpn=h2,`),
+        // which other tools reject.
+        RData::SVCB(_) | RData::HTTPS(_) => rdata
+            .to_string()
+            .split(' ')
+            .map(|token| if token.contains('=') { token.trim_end_matches(',') } else { token })
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     }
 }
@@ -127,7 +135,7 @@ mod tests {
             (RecordType::AAAA, "2001:db8::1"),
             (RecordType::CAA, "0 issue \"letsencrypt.org\""),
             (RecordType::CNAME, "target.example.com."),
-            (RecordType::HTTPS, "1 . alpn=h2"),
+            (RecordType::HTTPS, "1 . alpn=h2,h3"),
             (RecordType::MX, "10 mail.example.com."),
             (RecordType::NAPTR, "100 10 \"U\" \"E2U+sip\" \"!^.*$!sip:info@example.com!\" ."),
             (RecordType::NS, "ns1.example.com."),
@@ -147,6 +155,12 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{rtype} reprint {printed:?}: {e}"));
             assert_eq!(rdata, again, "{rtype}: {text} -> {printed}");
         }
+    }
+
+    #[test]
+    fn svcb_value_lists_print_without_a_trailing_comma() {
+        let rdata = parse_rdata(RecordType::HTTPS, "1 . alpn=h2,h3 port=443", &origin(), "r").unwrap();
+        assert_eq!(rdata_text(&rdata), "1 . alpn=h2,h3 port=443");
     }
 
     #[test]

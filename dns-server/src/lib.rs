@@ -1,1 +1,151 @@
-//! signpost-dns
+//! signpost-dns: the authoritative DNS server. It answers from an in-memory
+//! snapshot (swapped atomically with arc-swap), never from the database;
+//! the follower keeps the snapshot equal to PostgreSQL's content.
+
+pub mod follower;
+pub mod listeners;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use rand::Rng;
+use signpost_core::Snapshot;
+use signpost_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use listeners::{ListenerStats, TcpLimits};
+pub use wire::Transport;
+
+/// What every listener shares: the snapshot, health verdicts, counters.
+pub struct ServerState {
+    /// The zones answered from.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Health verdicts by check id (missing: healthy).
+    pub health: ArcSwap<HashMap<String, bool>>,
+    /// Whether the first snapshot has been loaded (SERVFAIL before).
+    pub ready: AtomicBool,
+    /// Listener counters.
+    pub stats: ListenerStats,
+}
+
+impl Default for ServerState {
+    fn default() -> Self {
+        ServerState {
+            snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            health: ArcSwap::from_pointee(HashMap::new()),
+            ready: AtomicBool::new(false),
+            stats: ListenerStats::default(),
+        }
+    }
+}
+
+impl ServerState {
+    /// Installs a new snapshot and marks the server ready.
+    pub fn replace_snapshot(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Answers one request (None: drop it).
+    pub fn respond<R: Rng>(&self, packet: &[u8], peer: IpAddr, transport: Transport, rng: &mut R) -> Option<Vec<u8>> {
+        let snapshot = self.snapshot.load();
+        let health = self.health.load();
+        if !self.ready.load(Ordering::Acquire) {
+            return wire::not_ready(packet);
+        }
+        wire::handle_request(&snapshot, health.as_ref(), packet, peer, transport, rng).map(|r| r.bytes)
+    }
+}
+
+/// Settings of one DNS server.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// Address for UDP and TCP (port 0: any free port, the same for both).
+    pub addr: SocketAddr,
+    /// UDP worker threads.
+    pub udp_workers: usize,
+    /// TCP limits.
+    pub tcp: TcpLimits,
+    /// Id in the heartbeat table.
+    pub server_id: String,
+}
+
+/// Errors starting the DNS server.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The first load from the database failed.
+    #[error("loading zones failed: {0}")]
+    Load(#[from] signpost_store::StoreError),
+}
+
+/// A running DNS server.
+pub struct DnsServer {
+    /// The bound address (UDP and TCP).
+    pub local_addr: SocketAddr,
+    /// Shared state (for tests and metrics).
+    pub state: Arc<ServerState>,
+    stop_udp: Arc<AtomicBool>,
+    udp_threads: Vec<std::thread::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl DnsServer {
+    /// Binds the sockets, starts answering (SERVFAIL until the first load),
+    /// loads the zones and follows the change log until `shutdown`.
+    pub async fn start(config: DnsConfig, store: Store, shutdown: watch::Receiver<bool>) -> Result<DnsServer, DnsError> {
+        let (udp, tcp) = bind_pair(config.addr).await?;
+        let local_addr = udp.local_addr().map_err(|source| DnsError::Bind { addr: config.addr, source })?;
+        let state = Arc::new(ServerState::default());
+        let stop_udp = Arc::new(AtomicBool::new(false));
+        let udp_threads = listeners::spawn_udp_workers(&udp, state.clone(), config.udp_workers, stop_udp.clone())
+            .map_err(|source| DnsError::Bind { addr: local_addr, source })?;
+        let mut tasks = vec![tokio::spawn(listeners::serve_tcp(tcp, state.clone(), config.tcp, shutdown.clone()))];
+        let mut follower = follower::Follower::new(store, state.clone(), config.server_id.clone());
+        let mut load_shutdown = shutdown.clone();
+        follower.initial_load(&mut load_shutdown).await?;
+        tasks.push(tokio::spawn(follower.run(shutdown)));
+        Ok(DnsServer { local_addr, state, stop_udp, udp_threads, tasks })
+    }
+
+    /// Waits for the server's tasks after shutdown was signalled.
+    pub async fn join(self) {
+        self.stop_udp.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        for thread in self.udp_threads {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Binds UDP and TCP on the same port (for port 0, retries until both agree).
+async fn bind_pair(addr: SocketAddr) -> Result<(std::net::UdpSocket, TcpListener), DnsError> {
+    let mut last_error = None;
+    for _ in 0..20 {
+        let udp = listeners::bind_udp(addr).map_err(|source| DnsError::Bind { addr, source })?;
+        let bound = udp.local_addr().map_err(|source| DnsError::Bind { addr, source })?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last_error = Some(e),
+            Err(source) => return Err(DnsError::Bind { addr, source }),
+        }
+    }
+    Err(DnsError::Bind {
+        addr,
+        source: last_error.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")),
+    })
+}

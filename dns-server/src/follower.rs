@@ -1,0 +1,173 @@
+//! Keeps the snapshot equal to the database: loads every zone at start, then
+//! applies the change log in order, woken by `NOTIFY signpost_changes` and,
+//! when the listening connection is down, by polling. Records the last
+//! change applied in the server's heartbeat row.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signpost_core::snapshot::ZoneContent;
+use signpost_core::{HostedZone, RecordSet, Snapshot};
+use signpost_store::{Store, StoreError};
+use tokio::sync::watch;
+
+use crate::ServerState;
+
+/// How often the log is read when the LISTEN connection is down.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the log is read anyway while listening (missed notifications).
+pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the heartbeat row is refreshed.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Builds a zone's content, logging record sets that cannot be served.
+pub fn build_zone(zone: HostedZone, rrsets: &[RecordSet]) -> Option<Arc<ZoneContent>> {
+    let name = zone.name.clone();
+    match ZoneContent::build(zone, rrsets) {
+        Ok(content) => {
+            for skipped in &content.skipped {
+                tracing::warn!(zone = %name, error = %skipped, "stored record set skipped");
+            }
+            Some(Arc::new(content))
+        }
+        Err(e) => {
+            tracing::error!(zone = %name, error = %e, "zone cannot be served");
+            None
+        }
+    }
+}
+
+/// Follows the database for one DNS server.
+pub struct Follower {
+    store: Store,
+    state: Arc<ServerState>,
+    server_id: String,
+    hostname: String,
+    last_seq: i64,
+}
+
+impl Follower {
+    /// A follower for `state`, identified as `server_id` in heartbeats.
+    pub fn new(store: Store, state: Arc<ServerState>, server_id: String) -> Self {
+        let hostname = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+        Follower { store, state, server_id, hostname, last_seq: 0 }
+    }
+
+    /// Loads every zone; retries until the database answers or `shutdown`.
+    pub async fn initial_load(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), StoreError> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.store.load_all_zones().await {
+                Ok((seq, zones)) => {
+                    let snapshot =
+                        Snapshot::from_zones(zones.into_iter().filter_map(|(zone, rrsets)| build_zone(zone, &rrsets)));
+                    tracing::info!(zones = snapshot.zone_count(), seq, "snapshot loaded");
+                    self.state.replace_snapshot(snapshot);
+                    self.last_seq = seq;
+                    let _ = self.store.dns_heartbeat(&self.server_id, &self.hostname, seq).await;
+                    return Ok(());
+                }
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(error = %e, "database unavailable; retrying the initial load");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return Err(e),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The position of the change log this server has applied.
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq
+    }
+
+    /// Applies changes until `shutdown`.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut listener = None;
+        let mut last_heartbeat = Instant::now();
+        loop {
+            if listener.is_none() {
+                match self.store.listen_changes().await {
+                    Ok(l) => {
+                        listener = Some(l);
+                        // Anything committed while we were not listening.
+                        self.catch_up().await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "LISTEN unavailable; polling the change log"),
+                }
+            }
+            let woken = match listener.as_mut() {
+                Some(l) => tokio::select! {
+                    received = l.try_recv() => match received {
+                        Ok(Some(_)) => true,
+                        Ok(None) | Err(_) => {
+                            tracing::warn!("LISTEN connection lost; polling the change log");
+                            listener = None;
+                            true
+                        }
+                    },
+                    _ = tokio::time::sleep(SAFETY_POLL_INTERVAL) => true,
+                    _ = shutdown.changed() => false,
+                },
+                None => tokio::select! {
+                    _ = tokio::time::sleep(POLL_INTERVAL) => true,
+                    _ = shutdown.changed() => false,
+                },
+            };
+            if !woken || *shutdown.borrow() {
+                break;
+            }
+            let applied = self.catch_up().await;
+            if applied || last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
+                if let Err(e) = self.store.dns_heartbeat(&self.server_id, &self.hostname, self.last_seq).await {
+                    tracing::debug!(error = %e, "heartbeat failed");
+                } else {
+                    last_heartbeat = Instant::now();
+                }
+            }
+        }
+        let _ = self.store.dns_server_gone(&self.server_id).await;
+    }
+
+    /// Applies every change after `last_seq`. Returns whether any was applied.
+    pub async fn catch_up(&mut self) -> bool {
+        let mut applied = false;
+        loop {
+            let changes = match self.store.changes_after(self.last_seq, 500).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading the change log failed");
+                    return applied;
+                }
+            };
+            let Some(newest) = changes.last().map(|c| c.seq) else { return applied };
+            let zone_ids: BTreeSet<String> = changes.iter().filter_map(|c| c.zone_id.clone()).collect();
+            let mut snapshot = (**self.state.snapshot.load()).clone();
+            for zone_id in &zone_ids {
+                match self.store.load_zone(zone_id).await {
+                    Ok(Some((zone, rrsets))) => {
+                        if let Some(content) = build_zone(zone, &rrsets) {
+                            snapshot.insert(content);
+                        }
+                    }
+                    Ok(None) => {
+                        snapshot.remove(zone_id);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "loading a changed zone failed; will retry");
+                        return applied;
+                    }
+                }
+            }
+            self.state.replace_snapshot(snapshot);
+            self.last_seq = newest;
+            applied = true;
+            tracing::debug!(seq = newest, zones = zone_ids.len(), "changes applied");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Shared harness of the end-to-end tests: a fresh PostgreSQL database per
+//! test, the real `signpost` binary on port 0, and plain UDP/TCP DNS clients.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use signpost_core::rdata::rdata_text;
+use signpost_store::Store;
+use signpost_store::bootstrap::{create_database, drop_database, locate_database};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A database made for one test and dropped after it.
+pub struct TestDb {
+    pub url: String,
+    server_url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let configured = std::env::var("DATABASE_URL").ok();
+        let located = locate_database(configured.as_deref(), &repo_root().join(".signpost"), "signpost")
+            .await
+            .expect("a PostgreSQL server for the tests");
+        let name = format!("signpost_test_{}_{}", std::process::id(), rand::random::<u32>());
+        let url = create_database(&located.url, &name).await.expect("create the test database");
+        TestDb { url, server_url: located.url, name }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let server_url = self.server_url.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let _ = rt.block_on(drop_database(&server_url, &name));
+            }
+        })
+        .join();
+    }
+}
+
+/// A running `signpost` process.
+pub struct Signpost {
+    child: Child,
+    pub dns: SocketAddr,
+    pub api: Option<SocketAddr>,
+    stderr_path: PathBuf,
+}
+
+impl Signpost {
+    /// `signpost serve` with the example zones, every address on port 0.
+    pub fn serve(db: &TestDb, extra: &[&str]) -> Signpost {
+        let zones = repo_root().join("zones");
+        let mut args = vec![
+            "serve".to_string(),
+            "--dns-addr".into(),
+            "127.0.0.1:0".into(),
+            "--api-addr".into(),
+            "127.0.0.1:0".into(),
+            "--zones-dir".into(),
+            zones.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Signpost::spawn(db, &args, true)
+    }
+
+    /// `signpost dns` only.
+    pub fn dns_only(db: &TestDb, extra: &[&str]) -> Signpost {
+        let mut args = vec!["dns".to_string(), "--dns-addr".into(), "127.0.0.1:0".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Signpost::spawn(db, &args, false)
+    }
+
+    fn spawn(db: &TestDb, args: &[String], with_api: bool) -> Signpost {
+        let stderr_path = std::env::temp_dir().join(format!("signpost-test-{}.log", rand::random::<u64>()));
+        let stderr = std::fs::File::create(&stderr_path).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "info,signpost_dns=debug,sqlx=warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start signpost");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut dns = None;
+        let mut api = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while dns.is_none() || (with_api && api.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    panic!("signpost did not start listening:\n{log}");
+                }
+            };
+            if let Some(addr) = line.strip_prefix("dns listening on ") {
+                dns = addr.trim().parse().ok();
+            }
+            if let Some(addr) = line.strip_prefix("api listening on ") {
+                api = addr.trim().parse().ok();
+            }
+        }
+        Signpost { child, dns: dns.expect("dns address"), api, stderr_path }
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("signpost did not stop on SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Signpost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
+
+/// Builds a query message.
+pub fn query_message(name: &str, qtype: RecordType, edns: Option<Edns>) -> Message {
+    let mut message = Message::query();
+    message.metadata.recursion_desired = false;
+    message.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    if let Some(edns) = edns {
+        message.set_edns(edns);
+    }
+    message
+}
+
+/// EDNS with this UDP size.
+pub fn edns(size: u16) -> Edns {
+    let mut e = Edns::new();
+    e.set_max_payload(size);
+    e
+}
+
+/// Sends raw bytes over UDP and returns the raw reply, if any within `wait`.
+pub fn udp_raw(server: SocketAddr, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.set_read_timeout(Some(wait)).expect("timeout");
+    socket.send_to(packet, server).expect("send");
+    let mut buf = vec![0u8; 65_535];
+    match socket.recv(&mut buf) {
+        Ok(n) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// One query over UDP (retried twice on loss).
+pub fn udp_query(server: SocketAddr, message: &Message) -> Message {
+    let bytes = message.to_vec().expect("encode");
+    for _ in 0..3 {
+        if let Some(reply) = udp_raw(server, &bytes, Duration::from_secs(2)) {
+            return Message::from_vec(&reply).expect("decode reply");
+        }
+    }
+    panic!("no UDP answer from {server}");
+}
+
+/// Convenience: ask `name`/`qtype` over UDP with EDNS 1232.
+pub fn ask(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    udp_query(server, &query_message(name, qtype, Some(edns(1232))))
+}
+
+/// One query over a new TCP connection.
+pub fn tcp_query(server: SocketAddr, message: &Message) -> Message {
+    let mut stream = TcpStream::connect(server).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let bytes = message.to_vec().expect("encode");
+    write_framed(&mut stream, &bytes);
+    read_framed(&mut stream).expect("a TCP answer")
+}
+
+/// Writes one length-prefixed message.
+pub fn write_framed(stream: &mut TcpStream, bytes: &[u8]) {
+    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    stream.write_all(&out).expect("write");
+}
+
+/// Reads one length-prefixed message.
+pub fn read_framed(stream: &mut TcpStream) -> Option<Message> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).ok()?;
+    Message::from_vec(&buf).ok()
+}
+
+/// "name TYPE data" of each answer record, sorted.
+pub fn answer_texts(message: &Message) -> Vec<String> {
+    let mut texts: Vec<String> = message
+        .answers
+        .iter()
+        .map(|r| format!("{} {} {}", r.name.to_lowercase(), r.record_type(), rdata_text(&r.data)))
+        .collect();
+    texts.sort();
+    texts
+}
+
+/// Polls `check` until it holds or `limit` passes; returns the time it took.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Runs the signpost binary to completion with the test database.
+pub fn run_cli(db: &TestDb, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run signpost")
+}
+
+/// A path under the system temporary directory, unique to this call.
+pub fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("signpost-{}-{name}", rand::random::<u64>()))
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| Path::new(&p).join(program).is_file()))
+        .unwrap_or(false)
+}

@@ -1,0 +1,390 @@
+//! End-to-end: the real `signpost` binary, real PostgreSQL, real UDP and TCP.
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpStream, UdpSocket};
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{RData, RecordType};
+use rand::Rng;
+use signpost_core::RecordSet;
+use signpost_store::{Change, ChangeAction};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn example_zone_answers_every_case() {
+    let db = TestDb::new().await;
+    let server = Signpost::serve(&db, &[]);
+    let cases = std::fs::read_to_string(repo_root().join("zones/cases.tsv")).unwrap();
+    let mut checked = 0;
+    for line in cases.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 6, "malformed case line: {line}");
+        let qtype: RecordType = f[1].parse().unwrap();
+        let reply = ask(server.dns, f[0], qtype);
+        let context = format!("{} {}", f[0], f[1]);
+        assert_eq!(reply.metadata.response_code, rcode(f[2]), "{context}");
+        assert_eq!(reply.metadata.authoritative, f[3] == "1", "AA of {context}");
+        let expected: Vec<String> =
+            if f[4] == "-" { Vec::new() } else { f[4].split(" | ").map(str::to_string).collect() };
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort();
+        assert_eq!(answer_texts(&reply), expected_sorted, "answers of {context}");
+        let authority: Vec<String> = reply.authorities.iter().map(|r| r.record_type().to_string()).collect();
+        if f[5] == "-" {
+            assert!(authority.is_empty(), "authority of {context}: {authority:?}");
+        } else {
+            assert!(authority.iter().all(|t| t == f[5]) && !authority.is_empty(), "authority of {context}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn negative_answers_carry_soa_with_rfc2308_ttl_and_referrals_carry_glue() {
+    let db = TestDb::new().await;
+    let server = Signpost::serve(&db, &[]);
+    let nx = ask(server.dns, "missing.example.com.", RecordType::A);
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    let soa = &nx.authorities[0];
+    let RData::SOA(data) = &soa.data else { panic!("no SOA") };
+    // min(SOA TTL 900, MINIMUM 300)
+    assert_eq!(soa.ttl, 300);
+    assert_eq!(data.minimum, 300);
+
+    let referral = ask(server.dns, "a.b.lab.example.com.", RecordType::AAAA);
+    assert!(!referral.metadata.authoritative);
+    assert_eq!(referral.metadata.response_code, ResponseCode::NoError);
+    assert!(referral.answers.is_empty());
+    assert_eq!(referral.authorities.len(), 2);
+    let mut glue: Vec<String> =
+        referral.additionals.iter().map(|r| format!("{} {}", r.name, r.record_type())).collect();
+    glue.sort();
+    assert_eq!(glue, ["ns1.lab.example.com. A", "ns2.lab.example.com. A", "ns2.lab.example.com. AAAA"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edns_is_echoed_capped_and_versioned() {
+    let db = TestDb::new().await;
+    let server = Signpost::serve(&db, &[]);
+    // No EDNS in the query: none in the answer.
+    let plain = udp_query(server.dns, &query_message("www.example.com.", RecordType::A, None));
+    assert!(plain.edns.is_none());
+    // EDNS: OPT echoed with our 1232 cap even when the client offers more.
+    let reply = udp_query(server.dns, &query_message("www.example.com.", RecordType::A, Some(edns(4096))));
+    assert_eq!(reply.edns.as_ref().unwrap().max_payload(), 1232);
+    // Version 1 → BADVERS (16) with an OPT of version 0 and no answer.
+    let mut v1 = edns(1232);
+    v1.set_version(1);
+    let bad = udp_query(server.dns, &query_message("www.example.com.", RecordType::A, Some(v1)));
+    assert_eq!(u16::from(bad.metadata.response_code), 16);
+    assert_eq!(bad.edns.as_ref().unwrap().version(), 0);
+    assert!(bad.answers.is_empty());
+    // An unknown option is ignored and not echoed.
+    let mut unknown = edns(1232);
+    unknown.options_mut().insert(EdnsOption::Unknown(65001, vec![1, 2, 3]));
+    let reply = udp_query(server.dns, &query_message("www.example.com.", RecordType::A, Some(unknown)));
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert!(reply.edns.as_ref().unwrap().option(EdnsCode::Unknown(65001)).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncation_then_tcp_gives_the_full_answer() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let server = Signpost::serve(&db, &[]);
+    // Plain UDP: 40 addresses do not fit 512 bytes.
+    let q = query_message("big.example.com.", RecordType::A, None);
+    let raw = udp_raw(server.dns, &q.to_vec().unwrap(), Duration::from_secs(2)).unwrap();
+    assert!(raw.len() <= 512, "{} bytes", raw.len());
+    let udp = Message::from_vec(&raw).unwrap();
+    assert!(udp.metadata.truncation);
+    assert!(udp.metadata.authoritative);
+    assert_eq!(udp.queries.len(), 1);
+    let tcp = tcp_query(server.dns, &q);
+    assert!(!tcp.metadata.truncation);
+    assert_eq!(tcp.answers.len(), 40);
+    // A client advertising 600 bytes is honoured (the 40 records need ~700).
+    let small = udp_query(server.dns, &query_message("big.example.com.", RecordType::A, Some(edns(600))));
+    assert!(small.metadata.truncation);
+    // EDNS 4096 against a 2 KB record set: capped at 1232, truncated, full over TCP.
+    let zone = store.zone_by_name("example.com.").await.unwrap().unwrap();
+    let texts: Vec<String> = (0..12).map(|i| format!("\"{}\"", format!("{i:02}").repeat(90))).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let change = Change { action: ChangeAction::Create, rrset: RecordSet::simple("huge.example.com.", "TXT", 60, &refs) };
+    store.apply_changes(&zone.id, None, &[change], None).await.unwrap();
+    let q = query_message("huge.example.com.", RecordType::TXT, Some(edns(4096)));
+    wait_until(Duration::from_secs(3), || tcp_query(server.dns, &q).answers.len() == 12).expect("change applied");
+    let raw = udp_raw(server.dns, &q.to_vec().unwrap(), Duration::from_secs(2)).unwrap();
+    assert!(raw.len() <= 1232, "{} bytes", raw.len());
+    assert!(Message::from_vec(&raw).unwrap().metadata.truncation);
+    let full = tcp_query(server.dns, &q);
+    assert!(!full.metadata.truncation);
+    assert_eq!(full.answers.len(), 12);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn any_is_minimal_case_is_preserved_and_records_rotate() {
+    let db = TestDb::new().await;
+    let server = Signpost::serve(&db, &[]);
+    let any = ask(server.dns, "example.com.", RecordType::ANY);
+    assert_eq!(any.metadata.response_code, ResponseCode::NoError);
+    let types: std::collections::BTreeSet<RecordType> = any.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types.len(), 1, "RFC 8482: one RRset, got {types:?}");
+    let nx_any = ask(server.dns, "nope.example.com.", RecordType::ANY);
+    assert_eq!(nx_any.metadata.response_code, ResponseCode::NXDomain);
+
+    let mixed = ask(server.dns, "wWw.ExAmPlE.CoM.", RecordType::A);
+    assert_eq!(mixed.queries[0].name().to_ascii(), "wWw.ExAmPlE.CoM.");
+
+    let firsts: std::collections::BTreeSet<String> = (0..3)
+        .map(|_| ask(server.dns, "www.example.com.", RecordType::A).answers[0].data.to_string())
+        .collect();
+    assert_eq!(firsts.len(), 3, "round robin: each of the 3 records comes first once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_headers_get_formerr_notimp_or_silence() {
+    let db = TestDb::new().await;
+    let server = Signpost::serve(&db, &[]);
+    let mut notify = query_message("example.com.", RecordType::SOA, None);
+    notify.metadata.op_code = OpCode::Notify;
+    let reply = udp_query(server.dns, &notify);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NotImp);
+    let mut two = query_message("example.com.", RecordType::SOA, None);
+    two.add_query(hickory_proto::op::Query::query("www.example.com.".parse().unwrap(), RecordType::A));
+    assert_eq!(udp_query(server.dns, &two).metadata.response_code, ResponseCode::FormErr);
+    let mut response = query_message("example.com.", RecordType::SOA, None).to_vec().unwrap();
+    response[2] |= 0x80;
+    assert!(udp_raw(server.dns, &response, Duration::from_millis(500)).is_none(), "QR=1 is dropped");
+    let mut cut = query_message("example.com.", RecordType::SOA, None).to_vec().unwrap();
+    cut.truncate(cut.len() - 2);
+    let formerr = Message::from_vec(&udp_raw(server.dns, &cut, Duration::from_secs(2)).unwrap()).unwrap();
+    assert_eq!(formerr.metadata.response_code, ResponseCode::FormErr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_malformed_packets_leaves_the_server_answering() {
+    let db = TestDb::new().await;
+    let mut server = Signpost::serve(&db, &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rng = rand::rng();
+    let valid = query_message("www.example.com.", RecordType::A, Some(edns(1232))).to_vec().unwrap();
+    for i in 0..20_000u32 {
+        let packet: Vec<u8> = match i % 4 {
+            // Random bytes of random length.
+            0 => (0..rng.random_range(0..600)).map(|_| rng.random()).collect(),
+            // A valid query with random bytes flipped.
+            1 => {
+                let mut p = valid.clone();
+                for _ in 0..rng.random_range(1..6) {
+                    let at = rng.random_range(0..p.len());
+                    p[at] = rng.random();
+                }
+                p
+            }
+            // A valid header followed by garbage.
+            2 => {
+                let mut p = valid[..12].to_vec();
+                p.extend((0..rng.random_range(0..300)).map(|_| rng.random::<u8>()));
+                p
+            }
+            // A compression pointer loop in the question.
+            _ => {
+                let mut p = valid[..12].to_vec();
+                p.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
+                p
+            }
+        };
+        let _ = socket.send_to(&packet, server.dns);
+    }
+    // Garbage over TCP too: bogus lengths, short frames, random payloads.
+    for _ in 0..50 {
+        if let Ok(mut stream) = TcpStream::connect(server.dns) {
+            let len = rng.random_range(0..200u16);
+            let mut frame = len.to_be_bytes().to_vec();
+            frame.extend((0..rng.random_range(0..400)).map(|_| rng.random::<u8>()));
+            let _ = std::io::Write::write_all(&mut stream, &frame);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.is_running(), "server died:\n{}", server.log());
+    let canary = ask(server.dns, "example.com.", RecordType::SOA);
+    assert_eq!(canary.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(canary.answers.len(), 1);
+    let tcp = tcp_query(server.dns, &query_message("example.com.", RecordType::SOA, None));
+    assert_eq!(tcp.answers.len(), 1);
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_pipelines_and_caps_connections() {
+    let db = TestDb::new().await;
+    let server = Signpost::serve(&db, &["--tcp-max-connections", "4"]);
+    // Three queries in one write, three answers in order.
+    let mut stream = TcpStream::connect(server.dns).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let names = ["www.example.com.", "mail.example.com.", "ns1.example.com."];
+    let mut batch = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut q = query_message(name, RecordType::A, None);
+        q.metadata.id = i as u16 + 100;
+        let bytes = q.to_vec().unwrap();
+        batch.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        batch.extend_from_slice(&bytes);
+    }
+    std::io::Write::write_all(&mut stream, &batch).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let reply = read_framed(&mut stream).expect("pipelined answer");
+        assert_eq!(reply.metadata.id, i as u16 + 100);
+        assert_eq!(reply.queries[0].name().to_ascii(), *name);
+    }
+    drop(stream);
+    std::thread::sleep(Duration::from_millis(200));
+    // Four idle connections fill the cap; the fifth is closed at once.
+    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(server.dns).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = TcpStream::connect(server.dns).unwrap();
+    fifth.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 1];
+    let closed = matches!(fifth.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the connection over the cap was not closed");
+    // UDP does not starve meanwhile.
+    assert_eq!(ask(server.dns, "www.example.com.", RecordType::A).answers.len(), 3);
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn committed_change_is_answered_within_a_second_and_serial_rises() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let server = Signpost::serve(&db, &[]);
+    let zone = store.zone_by_name("example.com.").await.unwrap().unwrap();
+    let serial_before = soa_serial(&ask(server.dns, "example.com.", RecordType::SOA));
+    let change = Change {
+        action: ChangeAction::Create,
+        rrset: RecordSet::simple("fresh.example.com.", "A", 60, &["192.0.2.200"]),
+    };
+    let info = store.apply_changes(&zone.id, None, &[change], None).await.unwrap();
+    let took = wait_until(Duration::from_secs(1), || {
+        ask(server.dns, "fresh.example.com.", RecordType::A).answers.len() == 1
+    });
+    assert!(took.is_some(), "change not answered within 1 s");
+    let serial_after = soa_serial(&ask(server.dns, "example.com.", RecordType::SOA));
+    assert!(serial_after > serial_before, "{serial_after} > {serial_before}");
+    // The server records that it applied the change: the change turns INSYNC.
+    let insync = async {
+        for _ in 0..50 {
+            if store.change(&info.id, None).await.unwrap().status == signpost_store::ChangeStatus::Insync {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(insync.await, "change never INSYNC");
+    // A delete disappears as fast.
+    let delete = Change {
+        action: ChangeAction::Delete,
+        rrset: RecordSet::simple("fresh.example.com.", "A", 60, &["192.0.2.200"]),
+    };
+    store.apply_changes(&zone.id, None, &[delete], None).await.unwrap();
+    let gone = wait_until(Duration::from_secs(1), || {
+        ask(server.dns, "fresh.example.com.", RecordType::A).metadata.response_code == ResponseCode::NXDomain
+    });
+    assert!(gone.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_still_arrive_when_the_listen_connection_drops() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let server = Signpost::serve(&db, &[]);
+    let zone = store.zone_by_name("example.com.").await.unwrap().unwrap();
+    // Kill the DNS server's LISTEN connection from the database side.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(killed >= 1, "no LISTEN connection found");
+    let change = Change {
+        action: ChangeAction::Upsert,
+        rrset: RecordSet::simple("polled.example.com.", "A", 60, &["192.0.2.201"]),
+    };
+    store.apply_changes(&zone.id, None, &[change], None).await.unwrap();
+    let took = wait_until(Duration::from_secs(1), || {
+        ask(server.dns, "polled.example.com.", RecordType::A).answers.len() == 1
+    });
+    assert!(took.is_some(), "change not answered within 1 s after LISTEN dropped:\n{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_zone_appears_and_a_deleted_zone_is_refused() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let server = Signpost::serve(&db, &[]);
+    let account = store.ensure_account("other").await.unwrap();
+    let zone = store.create_zone(&account, "new.example.", None, &Default::default()).await.unwrap();
+    let seen = wait_until(Duration::from_secs(1), || {
+        ask(server.dns, "new.example.", RecordType::NS).answers.len() == 2
+    });
+    assert!(seen.is_some());
+    store.delete_zone(&zone.id, None).await.unwrap();
+    let refused = wait_until(Duration::from_secs(1), || {
+        ask(server.dns, "new.example.", RecordType::NS).metadata.response_code == ResponseCode::Refused
+    });
+    assert!(refused.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dns_keeps_answering_while_it_cannot_reach_the_database() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let server = Signpost::serve(&db, &[]);
+    // Cut every connection of the server to its database, repeatedly.
+    for _ in 0..5 {
+        let _ = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(store.pool())
+        .await;
+        assert_eq!(ask(server.dns, "www.example.com.", RecordType::A).answers.len(), 3);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And it catches up afterwards.
+    let zone = store.zone_by_name("example.com.").await.unwrap().unwrap();
+    let change = Change {
+        action: ChangeAction::Create,
+        rrset: RecordSet::simple("after.example.com.", "A", 60, &["192.0.2.202"]),
+    };
+    store.apply_changes(&zone.id, None, &[change], None).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), || ask(server.dns, "after.example.com.", RecordType::A).answers.len() == 1)
+            .is_some()
+    );
+}
+
+fn rcode(text: &str) -> ResponseCode {
+    match text {
+        "NOERROR" => ResponseCode::NoError,
+        "NXDOMAIN" => ResponseCode::NXDomain,
+        "REFUSED" => ResponseCode::Refused,
+        "SERVFAIL" => ResponseCode::ServFail,
+        other => panic!("unknown rcode {other} in zones/cases.tsv"),
+    }
+}
+
+fn soa_serial(message: &Message) -> u32 {
+    match &message.answers[0].data {
+        RData::SOA(soa) => soa.serial,
+        other => panic!("not an SOA: {other:?}"),
+    }
+}
