@@ -150,12 +150,14 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Zone { command: ZoneCommand::Import { file, account, origin, zones } } => {
             let defaults = ZoneDefaults { nameservers: zones.nameservers };
-            let (name, count) = import_zone_file(&store, &file, &account, origin.as_deref(), &defaults).await?;
+            let (name, count) =
+                import_zone_file(&store, &file, &account, origin.as_deref(), &defaults).await?;
             println!("imported {name}: {count} record sets");
             Ok(())
         }
         Command::Zone { command: ZoneCommand::Export { name } } => {
-            let zone = store.zone_by_name(&name).await?.with_context(|| format!("no hosted zone named {name}"))?;
+            let zone =
+                store.zone_by_name(&name).await?.with_context(|| format!("no hosted zone named {name}"))?;
             let rrsets = store.zone_rrsets(&zone.id).await?;
             let origin = parse_name(&zone.name, "name")?;
             let serial = u32::try_from(zone.serial).unwrap_or(u32::MAX);
@@ -208,13 +210,22 @@ async fn open_store(configured: Option<&str>, state_dir: &Path) -> Result<Store>
     Ok(store)
 }
 
-async fn start_dns(store: &Store, args: &DnsArgs, shutdown: watch::Receiver<bool>) -> Result<signpost_dns::DnsServer> {
-    let workers = args.udp_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+async fn start_dns(
+    store: &Store,
+    args: &DnsArgs,
+    shutdown: watch::Receiver<bool>,
+) -> Result<signpost_dns::DnsServer> {
+    let workers =
+        args.udp_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let config = signpost_dns::DnsConfig {
         addr: args.dns_addr,
         udp_workers: workers,
         tcp: signpost_dns::TcpLimits { max_connections: args.tcp_max_connections, ..Default::default() },
-        server_id: format!("dns-{}-{}", std::process::id(), signpost_store::new_api_key().get(3..15).unwrap_or("x")),
+        server_id: format!(
+            "dns-{}-{}",
+            std::process::id(),
+            signpost_store::new_api_key().get(3..15).unwrap_or("x")
+        ),
     };
     let server = signpost_dns::DnsServer::start(config, store.clone(), shutdown).await?;
     // Tests and scripts read this line to find the port.
@@ -228,7 +239,8 @@ async fn start_api(
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let state = signpost_api::ApiState { store: store.clone(), registry: prometheus::Registry::new() };
-    let (local, serve) = signpost_api::bind(addr, state, shutdown).await.with_context(|| format!("listening on {addr}"))?;
+    let (local, serve) =
+        signpost_api::bind(addr, state, shutdown).await.with_context(|| format!("listening on {addr}"))?;
     println!("api listening on {local}");
     Ok(tokio::spawn(serve))
 }
@@ -263,8 +275,8 @@ async fn import_zone_file(
             .map(|n| n.strip_suffix(".zone").unwrap_or(n).to_string()),
     };
     let origin_name = origin.as_deref().and_then(|o| parse_name(o, "origin").ok());
-    let parsed =
-        parse_zone_file(&text, origin_name.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let parsed = parse_zone_file(&text, origin_name.as_ref())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let zone_name = parsed.origin.to_ascii();
     let account_id = store.ensure_account(account).await?;
     let zone = match store.zone_by_name(&zone_name).await? {
@@ -303,8 +315,10 @@ async fn load_example_zones(store: &Store, dir: &Path, defaults: &ZoneDefaults) 
         tracing::info!(dir = %dir.display(), "no zones directory; starting empty");
         return Ok(());
     };
-    let mut files: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "zone")).collect();
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "zone"))
+        .collect();
     files.sort();
     for file in files {
         let (name, count) = import_zone_file(store, &file, "default", None, defaults).await?;

@@ -115,10 +115,14 @@ async fn truncation_then_tcp_gives_the_full_answer() {
     let zone = store.zone_by_name("example.com.").await.unwrap().unwrap();
     let texts: Vec<String> = (0..12).map(|i| format!("\"{}\"", format!("{i:02}").repeat(90))).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let change = Change { action: ChangeAction::Create, rrset: RecordSet::simple("huge.example.com.", "TXT", 60, &refs) };
+    let change = Change {
+        action: ChangeAction::Create,
+        rrset: RecordSet::simple("huge.example.com.", "TXT", 60, &refs),
+    };
     store.apply_changes(&zone.id, None, &[change], None).await.unwrap();
     let q = query_message("huge.example.com.", RecordType::TXT, Some(edns(4096)));
-    wait_until(Duration::from_secs(3), || tcp_query(server.dns, &q).answers.len() == 12).expect("change applied");
+    wait_until(Duration::from_secs(3), || tcp_query(server.dns, &q).answers.len() == 12)
+        .expect("change applied");
     let raw = udp_raw(server.dns, &q.to_vec().unwrap(), Duration::from_secs(2)).unwrap();
     assert!(raw.len() <= 1232, "{} bytes", raw.len());
     assert!(Message::from_vec(&raw).unwrap().metadata.truncation);
@@ -367,8 +371,11 @@ async fn dns_keeps_answering_while_it_cannot_reach_the_database() {
     };
     store.apply_changes(&zone.id, None, &[change], None).await.unwrap();
     assert!(
-        wait_until(Duration::from_secs(3), || ask(server.dns, "after.example.com.", RecordType::A).answers.len() == 1)
-            .is_some()
+        wait_until(Duration::from_secs(3), || ask(server.dns, "after.example.com.", RecordType::A)
+            .answers
+            .len()
+            == 1)
+        .is_some()
     );
 }
 

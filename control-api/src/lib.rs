@@ -37,7 +37,9 @@ async fn healthz(axum::extract::State(state): axum::extract::State<ApiState>) ->
 async fn metrics(axum::extract::State(state): axum::extract::State<ApiState>) -> impl IntoResponse {
     let encoder = prometheus::TextEncoder::new();
     match encoder.encode_to_string(&state.registry.gather()) {
-        Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Ok(text) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -323,7 +323,12 @@ fn push_member<'s, R: Rng>(
 }
 
 /// The records an alias target resolves to (any hosted zone, same type).
-fn alias_records<'s, R: Rng>(ctx: &mut Ctx<'s, '_, R>, target: &Name, rtype: RecordType, depth: usize) -> Vec<Cow<'s, Record>> {
+fn alias_records<'s, R: Rng>(
+    ctx: &mut Ctx<'s, '_, R>,
+    target: &Name,
+    rtype: RecordType,
+    depth: usize,
+) -> Vec<Cow<'s, Record>> {
     let mut buf = WireBuf::new();
     buf.push_name(target);
     let Some((zone, apex_labels)) = ctx.snapshot.find_zone(&buf) else {

@@ -33,7 +33,8 @@ impl ValidationError {
 
     /// The same error under a parent path (`changes[3]` + `ttl`).
     pub fn within(mut self, parent: &str) -> Self {
-        self.field = if self.field.is_empty() { parent.to_string() } else { format!("{parent}.{}", self.field) };
+        self.field =
+            if self.field.is_empty() { parent.to_string() } else { format!("{parent}.{}", self.field) };
         self
     }
 }

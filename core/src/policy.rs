@@ -136,7 +136,8 @@ mod tests {
     fn zone_with(members: Vec<RecordSet>) -> ZoneContent {
         let mut rrsets = vec![RecordSet::simple("example.com.", "SOA", 60, &["ns. h. 1 2 3 4 5"])];
         rrsets.extend(members);
-        let zone = HostedZone { id: "Z".into(), account_id: "A".into(), name: "example.com.".into(), serial: 1 };
+        let zone =
+            HostedZone { id: "Z".into(), account_id: "A".into(), name: "example.com.".into(), serial: 1 };
         ZoneContent::build(zone, &rrsets).unwrap()
     }
 
@@ -166,7 +167,9 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let mut counts: HashMap<String, u32> = HashMap::new();
         for _ in 0..4000 {
-            let Choice::Members(m) = choose(group_of(&zone), client(), &crate::answer::AllHealthy, &mut rng).choice else {
+            let Choice::Members(m) =
+                choose(group_of(&zone), client(), &crate::answer::AllHealthy, &mut rng).choice
+            else {
                 panic!()
             };
             *counts.entry(m[0].routing.set_identifier.clone().unwrap()).or_default() += 1;
@@ -186,7 +189,14 @@ mod tests {
         s.health_check_id = Some("hs".into());
         let zone = zone_with(vec![p, s]);
         let mut rng = StdRng::seed_from_u64(1);
-        let pick = |health: &HashMap<String, bool>, rng: &mut StdRng| match choose(group_of(&zone), client(), health, rng).choice {
+        let pick = |health: &HashMap<String, bool>, rng: &mut StdRng| match choose(
+            group_of(&zone),
+            client(),
+            health,
+            rng,
+        )
+        .choice
+        {
             Choice::Members(m) => m[0].routing.set_identifier.clone().unwrap(),
             _ => panic!(),
         };
@@ -210,12 +220,16 @@ mod tests {
         let zone = zone_with(members.clone());
         let mut rng = StdRng::seed_from_u64(1);
         let mut health: HashMap<String, bool> = (0..10).map(|i| (format!("h{i}"), i < 3)).collect();
-        let Choice::Members(m) = choose(group_of(&zone), client(), &health, &mut rng).choice else { panic!() };
+        let Choice::Members(m) = choose(group_of(&zone), client(), &health, &mut rng).choice else {
+            panic!()
+        };
         assert_eq!(m.len(), 3);
         for v in health.values_mut() {
             *v = false;
         }
-        let Choice::Members(m) = choose(group_of(&zone), client(), &health, &mut rng).choice else { panic!() };
+        let Choice::Members(m) = choose(group_of(&zone), client(), &health, &mut rng).choice else {
+            panic!()
+        };
         assert_eq!(m.len(), MULTIVALUE_MAX);
         for m in members.iter_mut() {
             m.all_unhealthy = Some(AllUnhealthy::Nodata);

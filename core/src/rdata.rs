@@ -27,9 +27,8 @@ pub const SUPPORTED_TYPES: &[RecordType] = &[
 /// Parses a type mnemonic and checks that Signpost serves it.
 pub fn parse_type(text: &str, field: &str) -> Result<RecordType, ValidationError> {
     let upper = text.to_ascii_uppercase();
-    let rtype: RecordType = upper
-        .parse()
-        .map_err(|_| ValidationError::new(field, format!("{text:?} is not a record type")))?;
+    let rtype: RecordType =
+        upper.parse().map_err(|_| ValidationError::new(field, format!("{text:?} is not a record type")))?;
     if !SUPPORTED_TYPES.contains(&rtype) {
         let names: Vec<String> = SUPPORTED_TYPES.iter().map(|t| t.to_string()).collect();
         return Err(ValidationError::new(
@@ -42,7 +41,12 @@ pub fn parse_type(text: &str, field: &str) -> Result<RecordType, ValidationError
 
 /// Parses one record's presentation text for `rtype`. Relative names inside
 /// the data are completed with `origin`.
-pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name, field: &str) -> Result<RData, ValidationError> {
+pub fn parse_rdata(
+    rtype: RecordType,
+    text: &str,
+    origin: &Name,
+    field: &str,
+) -> Result<RData, ValidationError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(ValidationError::new(field, "record data must not be empty"));
@@ -88,7 +92,9 @@ fn absolutize(rdata: RData, origin: &Name) -> RData {
 /// and escaped (hickory prints them bare, which does not parse back).
 pub fn rdata_text(rdata: &RData) -> String {
     match rdata {
-        RData::TXT(txt) => txt.txt_data.iter().map(|s| quote_character_string(s)).collect::<Vec<_>>().join(" "),
+        RData::TXT(txt) => {
+            txt.txt_data.iter().map(|s| quote_character_string(s)).collect::<Vec<_>>().join(" ")
+        }
         // hickory prints value lists with a trailing comma (`alpn=h2,`),
         // which other tools reject.
         RData::SVCB(_) | RData::HTTPS(_) => rdata
@@ -149,7 +155,8 @@ mod tests {
             (RecordType::TXT, "\"two\" \"strings with \\\"quotes\\\" and \\\\ ok\""),
         ];
         for (rtype, text) in cases {
-            let rdata = parse_rdata(rtype, text, &origin(), "records[0]").unwrap_or_else(|e| panic!("{rtype}: {e}"));
+            let rdata =
+                parse_rdata(rtype, text, &origin(), "records[0]").unwrap_or_else(|e| panic!("{rtype}: {e}"));
             let printed = rdata_text(&rdata);
             let again = parse_rdata(rtype, &printed, &origin(), "records[0]")
                 .unwrap_or_else(|e| panic!("{rtype} reprint {printed:?}: {e}"));

@@ -114,7 +114,7 @@ pub(crate) struct TypeEntry {
 
 /// A plain record set, or a policy group of record sets with set identifiers.
 pub(crate) enum Group {
-    Simple(Member),
+    Simple(Box<Member>),
     Policy(PolicyGroup),
 }
 
@@ -153,7 +153,13 @@ impl Member {
             name.set_fqdn(true);
             Some((name, a.evaluate_target_health))
         });
-        Member { owner: parsed.name, routing: parsed.canonical, records, alias, rotation: AtomicUsize::new(0) }
+        Member {
+            owner: parsed.name,
+            routing: parsed.canonical,
+            records,
+            alias,
+            rotation: AtomicUsize::new(0),
+        }
     }
 
     /// The next rotation offset (round-robin order of a multi-record set).
@@ -207,7 +213,9 @@ impl ZoneContent {
             });
             grouped[slot].3.push(parsed);
         }
-        let soa = soa.ok_or_else(|| ValidationError::new("rrsets", format!("zone {} has no SOA record set", zone.name)))?;
+        let soa = soa.ok_or_else(|| {
+            ValidationError::new("rrsets", format!("zone {} has no SOA record set", zone.name))
+        })?;
         let negative_ttl = match &soa.data {
             RData::SOA(s) => soa.ttl.min(s.minimum),
             _ => soa.ttl,
@@ -216,24 +224,29 @@ impl ZoneContent {
         negative_soa.ttl = negative_ttl;
         nodes.entry(apex_key.clone()).or_default().entries.push(TypeEntry {
             rtype: RecordType::SOA,
-            group: Group::Simple(Member {
+            group: Group::Simple(Box::new(Member {
                 owner: apex.clone(),
                 routing: RecordSet::default(),
                 records: vec![soa.clone()],
                 alias: None,
                 rotation: AtomicUsize::new(0),
-            }),
+            })),
         });
 
         for (key, name, rtype, members) in grouped {
             let is_group = members.iter().any(|m| m.canonical.set_identifier.is_some());
             let group = if is_group {
                 let policy = members.iter().find_map(|m| m.canonical.policy());
-                let all_unhealthy = members.iter().find_map(|m| m.canonical.all_unhealthy).unwrap_or_default();
-                Group::Policy(PolicyGroup { policy, all_unhealthy, members: members.into_iter().map(Member::new).collect() })
+                let all_unhealthy =
+                    members.iter().find_map(|m| m.canonical.all_unhealthy).unwrap_or_default();
+                Group::Policy(PolicyGroup {
+                    policy,
+                    all_unhealthy,
+                    members: members.into_iter().map(Member::new).collect(),
+                })
             } else {
                 match members.into_iter().next() {
-                    Some(only) => Group::Simple(Member::new(only)),
+                    Some(only) => Group::Simple(Box::new(Member::new(only))),
                     None => continue,
                 }
             };
@@ -297,7 +310,12 @@ pub(crate) mod tests {
     /// A zone for the tests of this crate.
     pub(crate) fn example_zone(serial: i64) -> ZoneContent {
         let rrsets = vec![
-            RecordSet::simple("example.com.", "SOA", 900, &["ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 60"]),
+            RecordSet::simple(
+                "example.com.",
+                "SOA",
+                900,
+                &["ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 60"],
+            ),
             RecordSet::simple("example.com.", "NS", 3600, &["ns1.example.com.", "ns2.example.com."]),
             RecordSet::simple("example.com.", "MX", 300, &["10 mail.example.com."]),
             RecordSet::simple("ns1.example.com.", "A", 300, &["192.0.2.53"]),
@@ -311,7 +329,8 @@ pub(crate) mod tests {
             RecordSet::simple("sub.example.com.", "NS", 3600, &["ns.sub.example.com."]),
             RecordSet::simple("ns.sub.example.com.", "A", 3600, &["192.0.2.54"]),
         ];
-        let zone = HostedZone { id: "Z1".into(), account_id: "A1".into(), name: "example.com.".into(), serial };
+        let zone =
+            HostedZone { id: "Z1".into(), account_id: "A1".into(), name: "example.com.".into(), serial };
         ZoneContent::build(zone, &rrsets).unwrap()
     }
 
@@ -331,7 +350,8 @@ pub(crate) mod tests {
             RecordSet::simple("example.com.", "SOA", 900, &["ns1.example.com. h.example.com. 1 2 3 4 5"]),
             RecordSet::simple("bad.example.com.", "A", 60, &["not-an-ip"]),
         ];
-        let zone = HostedZone { id: "Z1".into(), account_id: "A".into(), name: "example.com.".into(), serial: 1 };
+        let zone =
+            HostedZone { id: "Z1".into(), account_id: "A".into(), name: "example.com.".into(), serial: 1 };
         let content = ZoneContent::build(zone, &rrsets).unwrap();
         assert_eq!(content.skipped.len(), 1);
     }
@@ -340,7 +360,12 @@ pub(crate) mod tests {
     fn snapshot_finds_the_most_specific_zone() {
         let mut snapshot = Snapshot::from_zones([Arc::new(example_zone(1))]);
         let child = ZoneContent::build(
-            HostedZone { id: "Z2".into(), account_id: "A".into(), name: "sub.example.com.".into(), serial: 1 },
+            HostedZone {
+                id: "Z2".into(),
+                account_id: "A".into(),
+                name: "sub.example.com.".into(),
+                serial: 1,
+            },
             &[RecordSet::simple("sub.example.com.", "SOA", 60, &["ns. h. 1 2 3 4 5"])],
         )
         .unwrap();

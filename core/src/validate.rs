@@ -65,7 +65,10 @@ pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecor
         return Err(ValidationError::new("setIdentifier", "a record set may use only one routing policy"));
     }
     if policy_fields == 1 && rrset.set_identifier.is_none() {
-        return Err(ValidationError::new("setIdentifier", "a record set with a routing policy needs a setIdentifier"));
+        return Err(ValidationError::new(
+            "setIdentifier",
+            "a record set with a routing policy needs a setIdentifier",
+        ));
     }
     if policy_fields == 0 && rrset.set_identifier.is_some() {
         return Err(ValidationError::new(
@@ -78,18 +81,33 @@ pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecor
         if rrset.ttl.is_some() || !rrset.records.is_empty() {
             return Err(ValidationError::new("aliasTarget", "an alias record set has no ttl and no records"));
         }
-        if !matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::MX
-            | RecordType::TXT | RecordType::SRV | RecordType::CAA | RecordType::HTTPS | RecordType::SVCB
-            | RecordType::NAPTR | RecordType::PTR)
-        {
-            return Err(ValidationError::new("type", format!("an alias record set cannot have type {rtype}")));
+        if !matches!(
+            rtype,
+            RecordType::A
+                | RecordType::AAAA
+                | RecordType::CNAME
+                | RecordType::MX
+                | RecordType::TXT
+                | RecordType::SRV
+                | RecordType::CAA
+                | RecordType::HTTPS
+                | RecordType::SVCB
+                | RecordType::NAPTR
+                | RecordType::PTR
+        ) {
+            return Err(ValidationError::new(
+                "type",
+                format!("an alias record set cannot have type {rtype}"),
+            ));
         }
         let target = parse_name(&alias.name, "aliasTarget.name")?;
         canonical.alias_target = Some(crate::model::AliasTarget { name: target.to_ascii(), ..alias.clone() });
         return Ok(ParsedRecordSet { name, rtype, ttl: 0, rdatas: Vec::new(), canonical });
     }
 
-    let ttl = rrset.ttl.ok_or_else(|| ValidationError::new("ttl", "ttl is required (except for alias record sets)"))?;
+    let ttl = rrset
+        .ttl
+        .ok_or_else(|| ValidationError::new("ttl", "ttl is required (except for alias record sets)"))?;
     if ttl > MAX_TTL {
         return Err(ValidationError::new("ttl", format!("must be 0 to {MAX_TTL}")));
     }
@@ -138,10 +156,7 @@ pub fn check_zone_consistency(zone: &Name, rrsets: &[RecordSet]) -> Result<(), V
         let field = format!("rrsets[{i}]");
         let key = (&rrset.name, &rrset.rtype, &rrset.set_identifier);
         if !keys.insert(key) {
-            return Err(ValidationError::new(
-                field,
-                format!("{} {} appears twice", rrset.name, rrset.rtype),
-            ));
+            return Err(ValidationError::new(field, format!("{} {} appears twice", rrset.name, rrset.rtype)));
         }
         types_at.entry(&rrset.name).or_default().insert(&rrset.rtype);
         let policy = rrset.policy();
@@ -169,7 +184,10 @@ pub fn check_zone_consistency(zone: &Name, rrsets: &[RecordSet]) -> Result<(), V
     let apex_types = types_at.get(apex.as_str());
     for required in ["SOA", "NS"] {
         if !apex_types.is_some_and(|t| t.contains(required)) {
-            return Err(ValidationError::new("rrsets", format!("the zone apex {apex} needs an {required} record set")));
+            return Err(ValidationError::new(
+                "rrsets",
+                format!("the zone apex {apex} needs an {required} record set"),
+            ));
         }
     }
     Ok(())

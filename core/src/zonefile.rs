@@ -114,7 +114,11 @@ pub fn render_zone_file(origin: &Name, serial: u32, rrsets: &[RecordSet]) -> Str
         }
         let ttl = rrset.ttl.unwrap_or(0);
         for record in &rrset.records {
-            let data = if rrset.rtype == RecordType::SOA.to_string() { with_serial(record, serial) } else { record.clone() };
+            let data = if rrset.rtype == RecordType::SOA.to_string() {
+                with_serial(record, serial)
+            } else {
+                record.clone()
+            };
             let _ = writeln!(out, "{prefix}{}\t{}\tIN\t{}\t{}", rrset.name, ttl, rrset.rtype, data);
         }
     }

@@ -50,7 +50,8 @@ pub struct Follower {
 impl Follower {
     /// A follower for `state`, identified as `server_id` in heartbeats.
     pub fn new(store: Store, state: Arc<ServerState>, server_id: String) -> Self {
-        let hostname = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+        let hostname =
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
         Follower { store, state, server_id, hostname, last_seq: 0 }
     }
 
@@ -60,8 +61,9 @@ impl Follower {
         loop {
             match self.store.load_all_zones().await {
                 Ok((seq, zones)) => {
-                    let snapshot =
-                        Snapshot::from_zones(zones.into_iter().filter_map(|(zone, rrsets)| build_zone(zone, &rrsets)));
+                    let snapshot = Snapshot::from_zones(
+                        zones.into_iter().filter_map(|(zone, rrsets)| build_zone(zone, &rrsets)),
+                    );
                     tracing::info!(zones = snapshot.zone_count(), seq, "snapshot loaded");
                     self.state.replace_snapshot(snapshot);
                     self.last_seq = seq;
@@ -124,7 +126,8 @@ impl Follower {
             }
             let applied = self.catch_up().await;
             if applied || last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
-                if let Err(e) = self.store.dns_heartbeat(&self.server_id, &self.hostname, self.last_seq).await {
+                if let Err(e) = self.store.dns_heartbeat(&self.server_id, &self.hostname, self.last_seq).await
+                {
                     tracing::debug!(error = %e, "heartbeat failed");
                 } else {
                     last_heartbeat = Instant::now();

@@ -52,7 +52,13 @@ impl ServerState {
     }
 
     /// Answers one request (None: drop it).
-    pub fn respond<R: Rng>(&self, packet: &[u8], peer: IpAddr, transport: Transport, rng: &mut R) -> Option<Vec<u8>> {
+    pub fn respond<R: Rng>(
+        &self,
+        packet: &[u8],
+        peer: IpAddr,
+        transport: Transport,
+        rng: &mut R,
+    ) -> Option<Vec<u8>> {
         let snapshot = self.snapshot.load();
         let health = self.health.load();
         if !self.ready.load(Ordering::Acquire) {
@@ -105,14 +111,20 @@ pub struct DnsServer {
 impl DnsServer {
     /// Binds the sockets, starts answering (SERVFAIL until the first load),
     /// loads the zones and follows the change log until `shutdown`.
-    pub async fn start(config: DnsConfig, store: Store, shutdown: watch::Receiver<bool>) -> Result<DnsServer, DnsError> {
+    pub async fn start(
+        config: DnsConfig,
+        store: Store,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<DnsServer, DnsError> {
         let (udp, tcp) = bind_pair(config.addr).await?;
         let local_addr = udp.local_addr().map_err(|source| DnsError::Bind { addr: config.addr, source })?;
         let state = Arc::new(ServerState::default());
         let stop_udp = Arc::new(AtomicBool::new(false));
-        let udp_threads = listeners::spawn_udp_workers(&udp, state.clone(), config.udp_workers, stop_udp.clone())
-            .map_err(|source| DnsError::Bind { addr: local_addr, source })?;
-        let mut tasks = vec![tokio::spawn(listeners::serve_tcp(tcp, state.clone(), config.tcp, shutdown.clone()))];
+        let udp_threads =
+            listeners::spawn_udp_workers(&udp, state.clone(), config.udp_workers, stop_udp.clone())
+                .map_err(|source| DnsError::Bind { addr: local_addr, source })?;
+        let mut tasks =
+            vec![tokio::spawn(listeners::serve_tcp(tcp, state.clone(), config.tcp, shutdown.clone()))];
         let mut follower = follower::Follower::new(store, state.clone(), config.server_id.clone());
         let mut load_shutdown = shutdown.clone();
         follower.initial_load(&mut load_shutdown).await?;

@@ -84,7 +84,12 @@ fn udp_worker(socket: UdpSocket, state: Arc<ServerState>, stop: Arc<AtomicBool>)
     while !stop.load(Ordering::Relaxed) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 continue;
             }
             Err(e) => {
@@ -191,7 +196,8 @@ async fn serve_connection(
             _ => return Ok(()),
         }
         let packet = &buf[..len];
-        let response = catch_unwind(AssertUnwindSafe(|| state.respond(packet, peer, Transport::Tcp, &mut rng)));
+        let response =
+            catch_unwind(AssertUnwindSafe(|| state.respond(packet, peer, Transport::Tcp, &mut rng)));
         match response {
             Ok(Some(bytes)) => {
                 let Ok(prefix) = u16::try_from(bytes.len()) else { return Ok(()) };

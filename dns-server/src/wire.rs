@@ -85,7 +85,16 @@ pub fn handle_request<R: Rng>(
         if req_edns.version() > 0 {
             metadata.response_code = ResponseCode::BADVERS;
             response_edns = Some(edns);
-            return Some(emit(&metadata, query, &[], &[], &[], response_edns.as_ref(), None, UsageCategory::Standard));
+            return Some(emit(
+                &metadata,
+                query,
+                &[],
+                &[],
+                &[],
+                response_edns.as_ref(),
+                None,
+                UsageCategory::Standard,
+            ));
         }
         if transport == Transport::Udp {
             limit = req_edns.max_payload().clamp(UDP_PLAIN_LIMIT, UDP_PAYLOAD_CAP);
@@ -98,15 +107,34 @@ pub fn handle_request<R: Rng>(
 
     if query.query_class() != DNSClass::IN {
         metadata.response_code = ResponseCode::Refused;
-        return Some(emit(&metadata, query, &[], &[], &[], response_edns.as_ref(), None, UsageCategory::Standard));
+        return Some(emit(
+            &metadata,
+            query,
+            &[],
+            &[],
+            &[],
+            response_edns.as_ref(),
+            None,
+            UsageCategory::Standard,
+        ));
     }
     if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) {
         // Zone transfers are not offered (zones are replicated through PostgreSQL).
         metadata.response_code = ResponseCode::Refused;
-        return Some(emit(&metadata, query, &[], &[], &[], response_edns.as_ref(), None, UsageCategory::Standard));
+        return Some(emit(
+            &metadata,
+            query,
+            &[],
+            &[],
+            &[],
+            response_edns.as_ref(),
+            None,
+            UsageCategory::Standard,
+        ));
     }
 
-    let result = answer(snapshot, Question { name: query.name(), qtype: query.query_type() }, client, health, rng);
+    let result =
+        answer(snapshot, Question { name: query.name(), qtype: query.query_type() }, client, health, rng);
     if let (Some(edns), Some((addr, source))) = (response_edns.as_mut(), client.subnet) {
         // RFC 7871 §7.2.1: echo family, source prefix and address; add our scope.
         let mut ecs = ClientSubnet::new(addr, source, result.ecs_scope.min(source));
@@ -132,12 +160,14 @@ fn render(
     let answers: Vec<&Record> = result.answers.iter().map(|r| r.as_ref()).collect();
     let authority: Vec<&Record> = result.authority.iter().map(|r| r.as_ref()).collect();
     let additional: Vec<&Record> = result.additional.iter().map(|r| r.as_ref()).collect();
-    let full = emit(&metadata, query, &answers, &authority, &additional, edns, zone_id.clone(), result.category);
+    let full =
+        emit(&metadata, query, &answers, &authority, &additional, edns, zone_id.clone(), result.category);
     if full.bytes.len() <= usize::from(limit) {
         return full;
     }
     if !additional.is_empty() && !result.additional_required {
-        let trimmed = emit(&metadata, query, &answers, &authority, &[], edns, zone_id.clone(), result.category);
+        let trimmed =
+            emit(&metadata, query, &answers, &authority, &[], edns, zone_id.clone(), result.category);
         if trimmed.bytes.len() <= usize::from(limit) {
             return trimmed;
         }
@@ -220,7 +250,8 @@ mod tests {
             RecordSet::simple("www.example.com.", "A", 60, &["192.0.2.1"]),
             RecordSet::simple("big.example.com.", "A", 60, &many_refs),
         ];
-        let zone = HostedZone { id: "Z".into(), account_id: "A".into(), name: "example.com.".into(), serial: 3 };
+        let zone =
+            HostedZone { id: "Z".into(), account_id: "A".into(), name: "example.com.".into(), serial: 3 };
         Snapshot::from_zones([Arc::new(ZoneContent::build(zone, &rrsets).unwrap())])
     }
 
@@ -256,8 +287,9 @@ mod tests {
         let packet = query("big.example.com.", RecordType::A, None);
         let mut rng = SmallRng::seed_from_u64(1);
         let s = snapshot();
-        let r = handle_request(&s, &AllHealthy, &packet, IpAddr::from([127, 0, 0, 1]), Transport::Udp, &mut rng)
-            .unwrap();
+        let r =
+            handle_request(&s, &AllHealthy, &packet, IpAddr::from([127, 0, 0, 1]), Transport::Udp, &mut rng)
+                .unwrap();
         assert!(r.bytes.len() <= 512);
         let m = Message::from_vec(&r.bytes).unwrap();
         assert!(m.metadata.truncation);
@@ -313,7 +345,14 @@ mod tests {
         for len in 0..200 {
             let mut junk = vec![0u8; len];
             rng.fill(&mut junk[..]);
-            let _ = handle_request(&s, &AllHealthy, &junk, IpAddr::from([127, 0, 0, 1]), Transport::Udp, &mut rng);
+            let _ = handle_request(
+                &s,
+                &AllHealthy,
+                &junk,
+                IpAddr::from([127, 0, 0, 1]),
+                Transport::Udp,
+                &mut rng,
+            );
         }
     }
 

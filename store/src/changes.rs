@@ -80,7 +80,11 @@ pub(crate) async fn log_change(
     .fetch_one(&mut *conn)
     .await?;
     let seq: i64 = row.try_get("seq")?;
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(seq.to_string()).execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(seq.to_string())
+        .execute(&mut *conn)
+        .await?;
     Ok(ChangeInfo {
         id: row.try_get("id")?,
         status: ChangeStatus::Pending,
@@ -159,7 +163,8 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let existing = existing.map(RrsetRow::into_record_set);
-            let describe = || format!("[name='{}', type='{}'{}]", rrset.name, rrset.rtype, set_id_text(&rrset));
+            let describe =
+                || format!("[name='{}', type='{}'{}]", rrset.name, rrset.rtype, set_id_text(&rrset));
             match change.action {
                 ChangeAction::Create => {
                     if existing.is_some() {
@@ -238,7 +243,10 @@ impl Store {
         for (i, rrset) in canonical.iter().enumerate() {
             insert_rrset(&mut tx, &zone.id, rrset).await.map_err(|e| {
                 if is_unique_violation(&e) {
-                    StoreError::Conflict { field: format!("rrsets[{i}]"), message: "duplicate record set".into() }
+                    StoreError::Conflict {
+                        field: format!("rrsets[{i}]"),
+                        message: "duplicate record set".into(),
+                    }
                 } else {
                     e
                 }
@@ -255,7 +263,8 @@ impl Store {
         let zone = lock_zone(&mut tx, zone_id, account_id).await?;
         sqlx::query("DELETE FROM hosted_zones WHERE id = $1").bind(&zone.id).execute(&mut *tx).await?;
         let info =
-            log_change(&mut tx, Some(&zone.account_id), Some(&zone.id), "ZONE_DELETED", Some("zone deleted")).await?;
+            log_change(&mut tx, Some(&zone.account_id), Some(&zone.id), "ZONE_DELETED", Some("zone deleted"))
+                .await?;
         tx.commit().await?;
         Ok(info)
     }

@@ -153,12 +153,16 @@ impl Store {
             return Err(ValidationError::new("name", "an account name is 1 to 128 characters").into());
         }
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("INSERT INTO accounts (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row =
+            sqlx::query("INSERT INTO accounts (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(row) = row else {
-            return Err(StoreError::Conflict { field: "name".into(), message: format!("account {name:?} exists") });
+            return Err(StoreError::Conflict {
+                field: "name".into(),
+                message: format!("account {name:?} exists"),
+            });
         };
         let account_id: String = row.try_get("id")?;
         let api_key = new_api_key();
@@ -177,7 +181,8 @@ impl Store {
             .bind(name)
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT id FROM accounts WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT id FROM accounts WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
         Ok(row.try_get("id")?)
     }
 
@@ -306,7 +311,8 @@ impl Store {
 
     /// The newest position of the change log (0 when empty).
     pub async fn latest_change_seq(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT coalesce(max(seq), 0) AS seq FROM changes").fetch_one(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT coalesce(max(seq), 0) AS seq FROM changes").fetch_one(&self.pool).await?;
         Ok(row.try_get("seq")?)
     }
 
@@ -318,7 +324,13 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok(ChangeRow { seq: r.try_get("seq")?, zone_id: r.try_get("zone_id")?, kind: r.try_get("kind")? }))
+            .map(|r| {
+                Ok(ChangeRow {
+                    seq: r.try_get("seq")?,
+                    zone_id: r.try_get("zone_id")?,
+                    kind: r.try_get("kind")?,
+                })
+            })
             .collect()
     }
 

@@ -97,7 +97,9 @@ impl RrsetRow {
             multi_value_answer: self.multivalue_answer.then_some(true),
             health_check_id: self.health_check_id,
             cidr_routing: match (self.cidr_collection_id, self.cidr_location) {
-                (Some(collection_id), Some(location_name)) => Some(CidrRouting { collection_id, location_name }),
+                (Some(collection_id), Some(location_name)) => {
+                    Some(CidrRouting { collection_id, location_name })
+                }
                 _ => None,
             },
             alias_target: self.alias_target_name.map(|name| AliasTarget {
