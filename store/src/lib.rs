@@ -3,9 +3,11 @@
 //! append to the change log and `NOTIFY signpost_changes`, the change feed the
 //! DNS servers follow, and the zero-config database bootstrap.
 
+pub mod api;
 pub mod bootstrap;
 mod changes;
 mod rows;
+pub mod usage;
 
 use std::time::Duration;
 

@@ -1,0 +1,1 @@
+//! Usage counters: idempotent flushes of per-server query deltas.
