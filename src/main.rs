@@ -36,6 +36,8 @@ enum Command {
         /// HTTP API address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         api_addr: SocketAddr,
+        #[command(flatten)]
+        api: ApiArgs,
         /// Zone files loaded into an empty database (account `default`).
         #[arg(long, default_value = "zones")]
         zones_dir: PathBuf,
@@ -52,6 +54,10 @@ enum Command {
         /// HTTP API address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         api_addr: SocketAddr,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        zones: ZoneArgs,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -78,6 +84,25 @@ struct DnsArgs {
     /// Most TCP connections open at once.
     #[arg(long, default_value_t = 512)]
     tcp_max_connections: usize,
+    /// MaxMind DB file (GeoLite2-City or compatible) for client locations.
+    #[arg(long)]
+    geoip_db: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// Requests per second allowed per API key (0: no limit).
+    #[arg(long, default_value_t = 10)]
+    api_rate_limit: u32,
+    /// Requests per API key allowed at once above the rate.
+    #[arg(long, default_value_t = 20)]
+    api_rate_burst: u32,
+    /// Largest request body in bytes (413 above).
+    #[arg(long, default_value_t = signpost_api::DEFAULT_MAX_BODY_BYTES)]
+    api_max_body: usize,
+    /// Longest wait for a database connection before answering 503, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    api_db_timeout_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -164,12 +189,12 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", render_zone_file(&origin, serial, &rrsets));
             Ok(())
         }
-        Command::Serve { dns, api_addr, zones_dir, zones } => {
+        Command::Serve { dns, api_addr, api, zones_dir, zones } => {
             let defaults = ZoneDefaults { nameservers: zones.nameservers };
             load_example_zones(&store, &zones_dir, &defaults).await?;
             let (stop, shutdown) = watch::channel(false);
             let dns_server = start_dns(&store, &dns, shutdown.clone()).await?;
-            let api = start_api(&store, api_addr, shutdown).await?;
+            let api = start_api(&store, api_addr, &api, defaults, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             dns_server.join().await;
@@ -184,9 +209,10 @@ async fn run(cli: Cli) -> Result<()> {
             dns_server.join().await;
             Ok(())
         }
-        Command::Api { api_addr } => {
+        Command::Api { api_addr, api, zones } => {
             let (stop, shutdown) = watch::channel(false);
-            let api = start_api(&store, api_addr, shutdown).await?;
+            let defaults = ZoneDefaults { nameservers: zones.nameservers };
+            let api = start_api(&store, api_addr, &api, defaults, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             let _ = api.await;
@@ -221,6 +247,7 @@ async fn start_dns(
         addr: args.dns_addr,
         udp_workers: workers,
         tcp: signpost_dns::TcpLimits { max_connections: args.tcp_max_connections, ..Default::default() },
+        geoip_db: args.geoip_db.clone(),
         server_id: format!(
             "dns-{}-{}",
             std::process::id(),
@@ -233,12 +260,31 @@ async fn start_dns(
     Ok(server)
 }
 
+/// Starts the HTTP API on its own connection pool, whose short acquire
+/// timeout turns an unreachable database into a quick 503.
 async fn start_api(
     store: &Store,
     addr: SocketAddr,
+    args: &ApiArgs,
+    zone_defaults: ZoneDefaults,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    let state = signpost_api::ApiState { store: store.clone(), registry: prometheus::Registry::new() };
+    let rate_limit = match (
+        std::num::NonZeroU32::new(args.api_rate_limit),
+        std::num::NonZeroU32::new(args.api_rate_burst.max(1)),
+    ) {
+        (Some(per_second), Some(burst)) => Some(signpost_api::RateLimit { per_second, burst }),
+        _ => None,
+    };
+    let config = signpost_api::ApiConfig {
+        max_body_bytes: args.api_max_body,
+        rate_limit,
+        zone_defaults,
+        ..Default::default()
+    };
+    let api_store = store.with_pool(16, std::time::Duration::from_millis(args.api_db_timeout_ms.max(1)));
+    let state = signpost_api::ApiState::new(api_store, prometheus::Registry::new(), config)
+        .context("registering the API's metrics")?;
     let (local, serve) =
         signpost_api::bind(addr, state, shutdown).await.with_context(|| format!("listening on {addr}"))?;
     println!("api listening on {local}");

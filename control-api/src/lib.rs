@@ -1,16 +1,66 @@
-//! signpost-api: the HTTP side of Signpost. This first slice serves liveness
-//! (`/healthz`) and Prometheus metrics (`/metrics`); the /v1 control API
-//! builds on the same router.
+//! signpost-api: the HTTP side of Signpost. The /v1 control API (API keys,
+//! hosted zones, record sets and atomic change batches, zone files) with
+//! bearer-key authentication, per-key rate limits and JSON errors; its
+//! OpenAPI document; `/healthz` and Prometheus `/metrics`.
+//!
+//! Only this crate knows HTTP. Handlers live in [`routes`], one module per
+//! resource; the store does the SQL, core the validation of names and data,
+//! and [`checks`] the rules the API adds (routing fields, policy groups).
+
+pub mod auth;
+pub mod checks;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod geo;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use signpost_store::Store;
+use signpost_store::{Store, ZoneDefaults};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+pub use auth::RateLimit;
+use auth::{KeyLimiter, authenticate};
+use error::ApiError;
+use metrics::HttpMetrics;
+
+/// DESIGN.md's bound on request bodies: 4 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body (413 above).
+    pub max_body_bytes: usize,
+    /// Per-key rate limit; `None` turns limiting off.
+    pub rate_limit: Option<RateLimit>,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// SOA and NS of zones created through the API.
+    pub zone_defaults: ZoneDefaults,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            rate_limit: Some(RateLimit::default()),
+            request_timeout: Duration::from_secs(30),
+            zone_defaults: ZoneDefaults::default(),
+        }
+    }
+}
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -19,29 +69,59 @@ pub struct ApiState {
     pub store: Store,
     /// The metrics registry (the one registry of the process).
     pub registry: prometheus::Registry,
+    /// Settings.
+    pub config: Arc<ApiConfig>,
+    /// Per-key token buckets, when limiting is on.
+    pub limiter: Option<Arc<KeyLimiter>>,
+    /// The API's own metrics.
+    pub metrics: HttpMetrics,
+}
+
+impl ApiState {
+    /// State for the API; registers its metrics in `registry`.
+    pub fn new(
+        store: Store,
+        registry: prometheus::Registry,
+        config: ApiConfig,
+    ) -> Result<Self, prometheus::Error> {
+        let metrics = HttpMetrics::register(&registry)?;
+        let limiter = config.rate_limit.map(|limit| Arc::new(KeyLimiter::new(limit)));
+        Ok(ApiState { store, registry, config: Arc::new(config), limiter, metrics })
+    }
+}
+
+/// Answers 503 when a request takes longer than the configured timeout.
+async fn time_limit(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable("the request timed out").into_response(),
+    }
 }
 
 /// The router of every HTTP route.
 pub fn router(state: ApiState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
-}
-
-/// Liveness: the process answers; `database` says whether PostgreSQL does.
-async fn healthz(axum::extract::State(state): axum::extract::State<ApiState>) -> impl IntoResponse {
-    let database = state.store.latest_change_seq().await.is_ok();
-    let body = serde_json::json!({"status": "ok", "database": if database { "up" } else { "down" }});
-    (StatusCode::OK, axum::Json(body))
-}
-
-/// Prometheus text exposition of the registry.
-async fn metrics(axum::extract::State(state): axum::extract::State<ApiState>) -> impl IntoResponse {
-    let encoder = prometheus::TextEncoder::new();
-    match encoder.encode_to_string(&state.registry.gather()) {
-        Ok(text) => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-        }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    use routes::{changes, keys, rrsets, system, zonefile, zones};
+    let v1 = Router::new()
+        .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/v1/keys/{id}", get(keys::get_key).delete(keys::delete_key))
+        .route("/v1/zones", get(zones::list_zones).post(zones::create_zone))
+        .route("/v1/zones/{id}", get(zones::get_zone).delete(zones::delete_zone))
+        .route("/v1/zones/{id}/rrsets", get(rrsets::list_rrsets))
+        .route("/v1/zones/{id}/changes", axum::routing::post(changes::change_rrsets))
+        .route("/v1/zones/{id}/zonefile", get(zonefile::export_zone).post(zonefile::import_zone))
+        .route("/v1/changes/{id}", get(changes::get_change))
+        .route_layer(from_fn_with_state(state.clone(), authenticate));
+    let public = Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics))
+        .route("/v1/openapi.json", get(system::openapi));
+    v1.merge(public)
+        .fallback(system::no_route)
+        .method_not_allowed_fallback(system::no_method)
+        .layer(from_fn_with_state(state.clone(), time_limit))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
 }
 
 /// Binds `addr` and serves until `shutdown` turns true. Returns the bound address

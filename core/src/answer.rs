@@ -8,11 +8,14 @@ use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use rand::Rng;
+use rand::RngCore;
 
+use crate::cidr::ClientNet;
+use crate::geo::{GeoLocator, Location, NoGeo};
 use crate::model::UsageCategory;
 use crate::names::{WireBuf, wildcard_of};
-use crate::policy::{Choice, choose};
+use crate::policy::{Choice, PolicyEnv, choose};
+use crate::routing::AccountRouting;
 use crate::snapshot::{Group, Member, Node, Snapshot, ZoneContent};
 
 /// Longest CNAME chain (and alias nesting) followed inside a zone.
@@ -27,19 +30,40 @@ pub struct Question<'q> {
     pub qtype: RecordType,
 }
 
-/// Who asked: the resolver's address and the EDNS Client Subnet, if sent.
-#[derive(Debug, Clone, Copy)]
-pub struct Client {
+/// Who asked: the resolver's address, the EDNS Client Subnet if sent, and
+/// the geo database that places them.
+#[derive(Clone, Copy)]
+pub struct Client<'g> {
     /// Source address of the query.
     pub addr: IpAddr,
     /// ECS address and source prefix length.
     pub subnet: Option<(IpAddr, u8)>,
+    /// Where addresses are.
+    pub geo: &'g dyn GeoLocator,
 }
 
-impl Client {
-    /// A client without ECS.
+static NO_GEO: NoGeo = NoGeo;
+
+impl Client<'static> {
+    /// A client without ECS and without a geo database.
     pub fn from_addr(addr: IpAddr) -> Self {
-        Client { addr, subnet: None }
+        Client { addr, subnet: None, geo: &NO_GEO }
+    }
+}
+
+impl Client<'_> {
+    /// The network routing decides on: the ECS subnet, else the full address.
+    pub fn net(&self) -> ClientNet {
+        match self.subnet {
+            Some((addr, source_len)) => ClientNet { addr, source_len },
+            None => ClientNet { addr: self.addr, source_len: if self.addr.is_ipv4() { 32 } else { 128 } },
+        }
+    }
+}
+
+impl std::fmt::Debug for Client<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("addr", &self.addr).field("subnet", &self.subnet).finish()
     }
 }
 
@@ -111,20 +135,92 @@ impl<'a> Answer<'a> {
 }
 
 /// What the resolver needs besides the question.
-struct Ctx<'s, 'h, R: Rng> {
+struct Ctx<'s, 'h, R: RngCore> {
     snapshot: &'s Snapshot,
-    client: Client,
+    client: Client<'h>,
     health: &'h dyn HealthView,
     rng: &'h mut R,
+    /// The client's location, once looked up.
+    location: Option<Option<Location>>,
+    /// The zone owner's routing data.
+    routing: Option<&'s AccountRouting>,
+}
+
+impl<R: RngCore> PolicyEnv for Ctx<'_, '_, R> {
+    fn healthy(&mut self, member: &Member) -> bool {
+        member_healthy(self.snapshot, self.health, member, 0)
+    }
+
+    fn client(&self) -> ClientNet {
+        self.client.net()
+    }
+
+    fn location(&mut self) -> Option<Location> {
+        if self.location.is_none() {
+            let net = self.client.net();
+            let found = if net.source_len == 0 {
+                None
+            } else {
+                self.client.geo.locate(net.addr).map(|mut l| {
+                    l.network_len = l.network_len.min(net.source_len);
+                    l
+                })
+            };
+            self.location = Some(found);
+        }
+        self.location.clone().flatten()
+    }
+
+    fn routing(&self) -> Option<&AccountRouting> {
+        self.routing
+    }
+
+    fn rng(&mut self) -> &mut dyn RngCore {
+        self.rng
+    }
+}
+
+/// A member is healthy when its health check is (or it has none) and, for
+/// an alias that evaluates target health, when its target is.
+fn member_healthy(snapshot: &Snapshot, health: &dyn HealthView, member: &Member, depth: usize) -> bool {
+    if let Some(id) = member.health_check_id()
+        && !health.is_healthy(id)
+    {
+        return false;
+    }
+    match &member.alias {
+        Some((target, true)) if depth < MAX_CHAIN => {
+            target_healthy(snapshot, health, target, member.rtype, depth + 1)
+        }
+        _ => true,
+    }
+}
+
+/// An alias target is healthy when at least one of its record sets is.
+fn target_healthy(
+    snapshot: &Snapshot,
+    health: &dyn HealthView,
+    target: &Name,
+    rtype: RecordType,
+    depth: usize,
+) -> bool {
+    let mut buf = WireBuf::new();
+    buf.push_name(target);
+    let Some((zone, _)) = snapshot.find_zone(&buf) else { return false };
+    let Some(entry) = zone.node(buf.as_slice()).and_then(|n| n.get(rtype)) else { return false };
+    match &entry.group {
+        Group::Simple(m) => member_healthy(snapshot, health, m, depth),
+        Group::Policy(g) => g.members.iter().any(|m| member_healthy(snapshot, health, m, depth)),
+    }
 }
 
 /// Answers `question` from `snapshot` for `client`, skipping record sets
 /// whose health checks `health` calls unhealthy and drawing random choices
 /// (weights, multivalue order) from `rng`.
-pub fn answer<'s, R: Rng>(
+pub fn answer<'s, R: RngCore>(
     snapshot: &'s Snapshot,
     question: Question<'_>,
-    client: Client,
+    client: Client<'_>,
     health: &dyn HealthView,
     rng: &mut R,
 ) -> Answer<'s> {
@@ -133,7 +229,8 @@ pub fn answer<'s, R: Rng>(
     let Some((zone, apex_labels)) = snapshot.find_zone(&qname) else {
         return Answer::refused();
     };
-    let mut ctx = Ctx { snapshot, client, health, rng };
+    let routing = snapshot.routing_for(&zone.zone.account_id);
+    let mut ctx = Ctx { snapshot, client, health, rng, location: None, routing };
     let mut out = Answer::new(ResponseCode::NoError, Some(zone.zone.id.as_str()));
     resolve(&mut ctx, zone, apex_labels, &qname, question.qtype, &mut out, 0);
     out
@@ -178,7 +275,7 @@ fn locate<'z>(zone: &'z ZoneContent, apex_labels: usize, qname: &WireBuf, qtype:
     }
 }
 
-fn resolve<'s, R: Rng>(
+fn resolve<'s, R: RngCore>(
     ctx: &mut Ctx<'s, '_, R>,
     zone: &'s ZoneContent,
     apex_labels: usize,
@@ -251,7 +348,7 @@ fn minimal_any_type(node: &Node) -> Option<RecordType> {
 
 /// Adds the chosen records of a group to the answer. Returns false when the
 /// group decided on NODATA or SERVFAIL (already written to `out`).
-fn select_records<'s, R: Rng>(
+fn select_records<'s, R: RngCore>(
     ctx: &mut Ctx<'s, '_, R>,
     group: &'s Group,
     rtype: RecordType,
@@ -265,7 +362,7 @@ fn select_records<'s, R: Rng>(
             true
         }
         Group::Policy(policy_group) => {
-            let decision = choose(policy_group, ctx.client, ctx.health, &mut *ctx.rng);
+            let decision = choose(policy_group, ctx);
             out.category = UsageCategory::of_policy(policy_group.policy);
             out.ecs_scope = out.ecs_scope.max(decision.scope);
             match decision.choice {
@@ -286,7 +383,7 @@ fn select_records<'s, R: Rng>(
     }
 }
 
-fn push_member<'s, R: Rng>(
+fn push_member<'s, R: RngCore>(
     ctx: &mut Ctx<'s, '_, R>,
     member: &'s Member,
     rtype: RecordType,
@@ -323,7 +420,7 @@ fn push_member<'s, R: Rng>(
 }
 
 /// The records an alias target resolves to (any hosted zone, same type).
-fn alias_records<'s, R: Rng>(
+fn alias_records<'s, R: RngCore>(
     ctx: &mut Ctx<'s, '_, R>,
     target: &Name,
     rtype: RecordType,

@@ -3,10 +3,13 @@
 //! `answer`, which turns a question into an answer from a snapshot.
 
 pub mod answer;
+pub mod cidr;
+pub mod geo;
 pub mod model;
 pub mod names;
 pub mod policy;
 pub mod rdata;
+pub mod routing;
 pub mod snapshot;
 pub mod validate;
 pub mod zonefile;

@@ -14,6 +14,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use crate::ValidationError;
 use crate::model::{AllUnhealthy, HostedZone, PolicyKind, RecordSet};
 use crate::names::{WireBuf, WireName};
+use crate::routing::AccountRouting;
 use crate::validate::{ParsedRecordSet, validate_record_set};
 
 /// Every hosted zone, ready to answer from.
@@ -21,6 +22,7 @@ use crate::validate::{ParsedRecordSet, validate_record_set};
 pub struct Snapshot {
     zones: HashMap<WireName, Arc<ZoneContent>>,
     ids: HashMap<String, WireName>,
+    routing: HashMap<String, Arc<AccountRouting>>,
 }
 
 impl Snapshot {
@@ -52,6 +54,16 @@ impl Snapshot {
             Some(key) => self.zones.remove(&key).is_some(),
             None => false,
         }
+    }
+
+    /// Sets an account's routing data (CIDR collections, latency table, regions).
+    pub fn insert_routing(&mut self, account_id: &str, routing: Arc<AccountRouting>) {
+        self.routing.insert(account_id.to_string(), routing);
+    }
+
+    /// An account's routing data.
+    pub fn routing_for(&self, account_id: &str) -> Option<&AccountRouting> {
+        self.routing.get(account_id).map(Arc::as_ref)
     }
 
     /// The zone with this id.
@@ -132,6 +144,8 @@ pub struct PolicyGroup {
 pub struct Member {
     /// Owner name of the record set.
     pub owner: Name,
+    /// Record type.
+    pub rtype: RecordType,
     /// Routing fields (set identifier, weight, health check, ...).
     pub routing: RecordSet,
     /// Records, owner = the record set's name.
@@ -155,6 +169,7 @@ impl Member {
         });
         Member {
             owner: parsed.name,
+            rtype: parsed.rtype,
             routing: parsed.canonical,
             records,
             alias,
@@ -226,6 +241,7 @@ impl ZoneContent {
             rtype: RecordType::SOA,
             group: Group::Simple(Box::new(Member {
                 owner: apex.clone(),
+                rtype: RecordType::SOA,
                 routing: RecordSet::default(),
                 records: vec![soa.clone()],
                 alias: None,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use signpost_core::snapshot::ZoneContent;
 use signpost_core::{HostedZone, RecordSet, Snapshot};
+use signpost_store::routing::{DEFAULT_CHECKER_LIVENESS, DEFAULT_HEALTHY_SHARE};
 use signpost_store::{Store, StoreError};
 use tokio::sync::watch;
 
@@ -59,11 +60,8 @@ impl Follower {
     pub async fn initial_load(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.store.load_all_zones().await {
-                Ok((seq, zones)) => {
-                    let snapshot = Snapshot::from_zones(
-                        zones.into_iter().filter_map(|(zone, rrsets)| build_zone(zone, &rrsets)),
-                    );
+            match self.load_everything().await {
+                Ok((seq, snapshot)) => {
                     tracing::info!(zones = snapshot.zone_count(), seq, "snapshot loaded");
                     self.state.replace_snapshot(snapshot);
                     self.last_seq = seq;
@@ -81,6 +79,29 @@ impl Follower {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Every zone, every account's routing data and the health verdicts.
+    async fn load_everything(&self) -> Result<(i64, Snapshot), StoreError> {
+        let (seq, zones) = self.store.load_all_zones().await?;
+        let mut snapshot =
+            Snapshot::from_zones(zones.into_iter().filter_map(|(zone, rrsets)| build_zone(zone, &rrsets)));
+        for account_id in self.store.accounts_with_routing().await? {
+            let routing = self.store.account_routing(&account_id).await?;
+            snapshot.insert_routing(&account_id, Arc::new(routing));
+        }
+        self.reload_health().await?;
+        Ok((seq, snapshot))
+    }
+
+    /// Reloads every health verdict.
+    async fn reload_health(&self) -> Result<(), StoreError> {
+        let verdicts = self.store.health_verdicts(DEFAULT_HEALTHY_SHARE, DEFAULT_CHECKER_LIVENESS).await?;
+        if **self.state.health.load() != verdicts {
+            tracing::debug!(checks = verdicts.len(), "health verdicts changed");
+            self.state.health.store(Arc::new(verdicts));
+        }
+        Ok(())
     }
 
     /// The position of the change log this server has applied.
@@ -125,6 +146,10 @@ impl Follower {
                 break;
             }
             let applied = self.catch_up().await;
+            // Checkers that stop heartbeating change verdicts without a change row.
+            if let Err(e) = self.reload_health().await {
+                tracing::debug!(error = %e, "reloading health verdicts failed");
+            }
             if applied || last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
                 if let Err(e) = self.store.dns_heartbeat(&self.server_id, &self.hostname, self.last_seq).await
                 {
@@ -150,7 +175,24 @@ impl Follower {
             };
             let Some(newest) = changes.last().map(|c| c.seq) else { return applied };
             let zone_ids: BTreeSet<String> = changes.iter().filter_map(|c| c.zone_id.clone()).collect();
+            let routing_accounts: BTreeSet<String> =
+                changes.iter().filter(|c| c.kind == "ROUTING").filter_map(|c| c.account_id.clone()).collect();
             let mut snapshot = (**self.state.snapshot.load()).clone();
+            for account_id in &routing_accounts {
+                match self.store.account_routing(account_id).await {
+                    Ok(routing) => snapshot.insert_routing(account_id, Arc::new(routing)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "loading routing data failed; will retry");
+                        return applied;
+                    }
+                }
+            }
+            if changes.iter().any(|c| c.kind == "HEALTH")
+                && let Err(e) = self.reload_health().await
+            {
+                tracing::debug!(error = %e, "loading health verdicts failed; will retry");
+                return applied;
+            }
             for zone_id in &zone_ids {
                 match self.store.load_zone(zone_id).await {
                     Ok(Some((zone, rrsets))) => {

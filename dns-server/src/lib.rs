@@ -3,6 +3,7 @@
 //! the follower keeps the snapshot equal to PostgreSQL's content.
 
 pub mod follower;
+pub mod geoip;
 pub mod listeners;
 pub mod wire;
 
@@ -12,8 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use rand::Rng;
+use rand::RngCore;
 use signpost_core::Snapshot;
+use signpost_core::geo::{GeoLocator, NoGeo};
 use signpost_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,20 +33,28 @@ pub struct ServerState {
     pub ready: AtomicBool,
     /// Listener counters.
     pub stats: ListenerStats,
+    /// Where clients are (a MaxMind database, or nothing).
+    pub geo: Arc<dyn GeoLocator>,
 }
 
 impl Default for ServerState {
     fn default() -> Self {
+        ServerState::new(Arc::new(NoGeo))
+    }
+}
+
+impl ServerState {
+    /// State with this geo database.
+    pub fn new(geo: Arc<dyn GeoLocator>) -> Self {
         ServerState {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             health: ArcSwap::from_pointee(HashMap::new()),
             ready: AtomicBool::new(false),
             stats: ListenerStats::default(),
+            geo,
         }
     }
-}
 
-impl ServerState {
     /// Installs a new snapshot and marks the server ready.
     pub fn replace_snapshot(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
@@ -52,7 +62,7 @@ impl ServerState {
     }
 
     /// Answers one request (None: drop it).
-    pub fn respond<R: Rng>(
+    pub fn respond<R: RngCore>(
         &self,
         packet: &[u8],
         peer: IpAddr,
@@ -64,7 +74,8 @@ impl ServerState {
         if !self.ready.load(Ordering::Acquire) {
             return wire::not_ready(packet);
         }
-        wire::handle_request(&snapshot, health.as_ref(), packet, peer, transport, rng).map(|r| r.bytes)
+        wire::handle_request(&snapshot, health.as_ref(), self.geo.as_ref(), packet, peer, transport, rng)
+            .map(|r| r.bytes)
     }
 }
 
@@ -79,6 +90,8 @@ pub struct DnsConfig {
     pub tcp: TcpLimits,
     /// Id in the heartbeat table.
     pub server_id: String,
+    /// MaxMind database for client locations.
+    pub geoip_db: Option<std::path::PathBuf>,
 }
 
 /// Errors starting the DNS server.
@@ -92,6 +105,9 @@ pub enum DnsError {
         /// Why.
         source: std::io::Error,
     },
+    /// The geo database could not be read.
+    #[error(transparent)]
+    GeoIp(#[from] geoip::GeoIpError),
     /// The first load from the database failed.
     #[error("loading zones failed: {0}")]
     Load(#[from] signpost_store::StoreError),
@@ -116,9 +132,13 @@ impl DnsServer {
         store: Store,
         shutdown: watch::Receiver<bool>,
     ) -> Result<DnsServer, DnsError> {
+        let geo: Arc<dyn GeoLocator> = match &config.geoip_db {
+            Some(path) => Arc::new(geoip::MaxMindLocator::open(path)?),
+            None => Arc::new(NoGeo),
+        };
         let (udp, tcp) = bind_pair(config.addr).await?;
         let local_addr = udp.local_addr().map_err(|source| DnsError::Bind { addr: config.addr, source })?;
-        let state = Arc::new(ServerState::default());
+        let state = Arc::new(ServerState::new(geo));
         let stop_udp = Arc::new(AtomicBool::new(false));
         let udp_threads =
             listeners::spawn_udp_workers(&udp, state.clone(), config.udp_workers, stop_udp.clone())

@@ -10,8 +10,9 @@ use hickory_proto::op::{
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use rand::Rng;
+use rand::RngCore;
 use signpost_core::answer::{Answer, Client, HealthView, Question, answer};
+use signpost_core::geo::GeoLocator;
 use signpost_core::{Snapshot, UsageCategory};
 
 /// Largest UDP answer we send, whatever the client advertises (DNS Flag Day 2020).
@@ -43,9 +44,10 @@ pub struct Response {
 
 /// Handles one request. Returns None when the packet must be dropped
 /// (shorter than a header, or itself a response).
-pub fn handle_request<R: Rng>(
+pub fn handle_request<R: RngCore>(
     snapshot: &Snapshot,
     health: &dyn HealthView,
+    geo: &dyn GeoLocator,
     packet: &[u8],
     peer: IpAddr,
     transport: Transport,
@@ -77,7 +79,7 @@ pub fn handle_request<R: Rng>(
         Transport::Tcp => u16::MAX,
         Transport::Udp => UDP_PLAIN_LIMIT,
     };
-    let mut client = Client::from_addr(peer);
+    let mut client = Client { addr: peer, subnet: None, geo };
     if let Some(req_edns) = &request.edns {
         let mut edns = Edns::new();
         edns.set_max_payload(UDP_PAYLOAD_CAP);
@@ -100,7 +102,14 @@ pub fn handle_request<R: Rng>(
             limit = req_edns.max_payload().clamp(UDP_PLAIN_LIMIT, UDP_PAYLOAD_CAP);
         }
         if let Some(EdnsOption::Subnet(subnet)) = req_edns.option(EdnsCode::Subnet) {
-            client.subnet = Some((subnet.addr(), subnet.source_prefix()));
+            // RFC 7871 §7.1.2: a source prefix longer than the address, or
+            // address bits past it, is malformed.
+            let (addr, source) = (subnet.addr(), subnet.source_prefix());
+            let bits = if addr.is_ipv4() { 32 } else { 128 };
+            if source > bits || signpost_core::cidr::Prefix::new(addr, source).addr() != addr {
+                return Some(header_only(&header.metadata, ResponseCode::FormErr));
+            }
+            client.subnet = Some((addr, source));
         }
         response_edns = Some(edns);
     }
@@ -233,8 +242,8 @@ mod tests {
 
     use hickory_proto::op::Query;
     use hickory_proto::rr::Name;
-    use rand::SeedableRng;
     use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
     use signpost_core::answer::AllHealthy;
     use signpost_core::snapshot::ZoneContent;
     use signpost_core::{HostedZone, RecordSet};
@@ -268,8 +277,16 @@ mod tests {
     fn run(packet: &[u8], transport: Transport) -> Option<Message> {
         let mut rng = SmallRng::seed_from_u64(1);
         let s = snapshot();
-        handle_request(&s, &AllHealthy, packet, IpAddr::from([127, 0, 0, 1]), transport, &mut rng)
-            .map(|r| Message::from_vec(&r.bytes).unwrap())
+        handle_request(
+            &s,
+            &AllHealthy,
+            &signpost_core::geo::NoGeo,
+            packet,
+            IpAddr::from([127, 0, 0, 1]),
+            transport,
+            &mut rng,
+        )
+        .map(|r| Message::from_vec(&r.bytes).unwrap())
     }
 
     #[test]
@@ -287,9 +304,16 @@ mod tests {
         let packet = query("big.example.com.", RecordType::A, None);
         let mut rng = SmallRng::seed_from_u64(1);
         let s = snapshot();
-        let r =
-            handle_request(&s, &AllHealthy, &packet, IpAddr::from([127, 0, 0, 1]), Transport::Udp, &mut rng)
-                .unwrap();
+        let r = handle_request(
+            &s,
+            &AllHealthy,
+            &signpost_core::geo::NoGeo,
+            &packet,
+            IpAddr::from([127, 0, 0, 1]),
+            Transport::Udp,
+            &mut rng,
+        )
+        .unwrap();
         assert!(r.bytes.len() <= 512);
         let m = Message::from_vec(&r.bytes).unwrap();
         assert!(m.metadata.truncation);
@@ -348,6 +372,7 @@ mod tests {
             let _ = handle_request(
                 &s,
                 &AllHealthy,
+                &signpost_core::geo::NoGeo,
                 &junk,
                 IpAddr::from([127, 0, 0, 1]),
                 Transport::Udp,

@@ -130,6 +130,10 @@ fn same_rrset(a: &RecordSet, b: &RecordSet) -> bool {
     a == b
 }
 
+/// A check of a zone's record sets as a batch leaves them, run inside the
+/// batch's transaction before it commits (an error rolls the batch back).
+pub type ZoneCheck<'a> = &'a (dyn Fn(&HostedZone, &[RecordSet]) -> Result<()> + Send + Sync);
+
 impl Store {
     /// Applies a batch of changes to a zone atomically and returns the change.
     /// `account_id`, when given, must own the zone (else NotFound).
@@ -139,6 +143,19 @@ impl Store {
         account_id: Option<&str>,
         changes: &[Change],
         comment: Option<&str>,
+    ) -> Result<ChangeInfo> {
+        self.apply_changes_checked(zone_id, account_id, changes, comment, &|_, _| Ok(())).await
+    }
+
+    /// [`Store::apply_changes`] with `check` run on the zone's record sets
+    /// after the batch, under the zone's lock (the control API's group rules).
+    pub async fn apply_changes_checked(
+        &self,
+        zone_id: &str,
+        account_id: Option<&str>,
+        changes: &[Change],
+        comment: Option<&str>,
+        check: ZoneCheck<'_>,
     ) -> Result<ChangeInfo> {
         check_batch_bounds(changes)?;
         let mut tx = self.pool().begin().await?;
@@ -216,6 +233,7 @@ impl Store {
             }
         }
         let all = zone_rrsets(&mut *tx, &zone.id).await?;
+        check(&zone, &all)?;
         check_zone_consistency(&apex, &all)?;
         let info = finish_zone_change(&mut tx, &zone, account_id, comment).await?;
         tx.commit().await?;

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod bootstrap;
 mod changes;
+pub mod routing;
 mod rows;
 pub mod usage;
 
@@ -17,7 +18,9 @@ use signpost_core::{HostedZone, RecordSet, ValidationError};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
-pub use changes::{Change, ChangeAction, ChangeInfo, ChangeStatus};
+pub use changes::{
+    Change, ChangeAction, ChangeInfo, ChangeStatus, MAX_BATCH_RECORDS, MAX_BATCH_VALUE_CHARS, ZoneCheck,
+};
 use rows::RrsetRow;
 
 /// The schema's migrations, embedded at build time.
@@ -94,6 +97,8 @@ pub struct NewAccount {
 pub struct ChangeRow {
     /// Position in the log.
     pub seq: i64,
+    /// The account the change belongs to.
+    pub account_id: Option<String>,
     /// The zone whose content changed.
     pub zone_id: Option<String>,
     /// What changed (`ZONE`, `ZONE_DELETED`, `HEALTH`, `ROUTING`).
@@ -320,15 +325,18 @@ impl Store {
 
     /// Change-log rows after `seq`, oldest first, at most `limit`.
     pub async fn changes_after(&self, seq: i64, limit: i64) -> Result<Vec<ChangeRow>> {
-        let rows = sqlx::query("SELECT seq, zone_id, kind FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(seq)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT seq, account_id, zone_id, kind FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(ChangeRow {
                     seq: r.try_get("seq")?,
+                    account_id: r.try_get("account_id")?,
                     zone_id: r.try_get("zone_id")?,
                     kind: r.try_get("kind")?,
                 })
@@ -341,6 +349,20 @@ impl Store {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(CHANGES_CHANNEL).await?;
         Ok(listener)
+    }
+
+    /// Appends a change-log row that is not a zone's content (kind `HEALTH`
+    /// or `ROUTING`) and notifies the DNS servers.
+    pub async fn log_change(
+        &self,
+        account_id: Option<&str>,
+        kind: &str,
+        comment: Option<&str>,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let info = changes::log_change(&mut tx, account_id, None, kind, comment).await?;
+        tx.commit().await?;
+        Ok(info.seq)
     }
 
     /// Records (or refreshes) a DNS server's heartbeat and the last change it applied.

@@ -1,0 +1,157 @@
+//! Request extractors that fail with the API's JSON errors: a JSON body
+//! (400 naming the field for malformed JSON and wrong types, never axum's
+//! plain-text 422; 413 over the bound), a text body, query parameters and
+//! the `{id}` path parameter.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::ApiState;
+use crate::error::ApiError;
+
+/// A JSON request body.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+/// A UTF-8 text request body (zone files).
+#[derive(Debug)]
+pub struct TextBody(pub String);
+
+/// Query parameters (unknown ones are ignored).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+/// The `{id}` path parameter.
+#[derive(Debug)]
+pub struct IdPath(pub String);
+
+/// Reads the whole body within the configured bound.
+async fn read_body(req: Request, state: &ApiState) -> Result<Bytes, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Refuse a declared oversize body before reading it (a client that sent
+    // `Expect: 100-continue` then never sends it).
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "InvalidInput", rejection.body_text())
+        }
+    })
+}
+
+/// Parses JSON, naming the failing field and the reason.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = if path == "." { String::new() } else { path };
+                    ApiError::invalid(field, format!("wrong shape: {inner}"))
+                }
+                _ => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MalformedJson",
+                    format!("malformed JSON: {inner}"),
+                ),
+            });
+        }
+    };
+    de.end().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "MalformedJson", format!("malformed JSON: {e}"))
+    })?;
+    Ok(value)
+}
+
+impl<T: DeserializeOwned> FromRequest<ApiState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &ApiState) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl FromRequest<ApiState> for TextBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &ApiState) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        String::from_utf8(bytes.to_vec())
+            .map(TextBody)
+            .map_err(|e| ApiError::invalid("body", format!("the body is not UTF-8 text: {e}")))
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::invalid("query", format!("bad query parameters: {e}")))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| IdPath(id))
+            .map_err(|e| ApiError::invalid("id", e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        items: Vec<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        ttl: u32,
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = parse_json::<Outer>(br#"{"items": [{"ttl": 1}, {"ttl": "x"}]}"#).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.field.as_deref(), Some("items[1].ttl"));
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+    }
+
+    #[test]
+    fn malformed_json_says_where() {
+        let e = parse_json::<Outer>(b"{\"items\": [").unwrap_err();
+        assert_eq!(e.code, "MalformedJson");
+        assert!(e.message.contains("line 1"), "{}", e.message);
+        assert_eq!(parse_json::<Outer>(b"{\"items\": []} x").unwrap_err().code, "MalformedJson");
+        let e = parse_json::<Outer>(br#"{"items": [], "nope": 1}"#).unwrap_err();
+        assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+}
