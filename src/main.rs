@@ -87,6 +87,12 @@ struct DnsArgs {
     /// MaxMind DB file (GeoLite2-City or compatible) for client locations.
     #[arg(long)]
     geoip_db: Option<PathBuf>,
+    /// Seconds between writes of usage counts (also written at shutdown).
+    #[arg(long, default_value_t = 10.0)]
+    usage_flush_interval: f64,
+    /// Do not count queries (usage and metrics); for benchmarks.
+    #[arg(long)]
+    no_usage_counting: bool,
 }
 
 #[derive(clap::Args)]
@@ -193,8 +199,9 @@ async fn run(cli: Cli) -> Result<()> {
             let defaults = ZoneDefaults { nameservers: zones.nameservers };
             load_example_zones(&store, &zones_dir, &defaults).await?;
             let (stop, shutdown) = watch::channel(false);
-            let dns_server = start_dns(&store, &dns, shutdown.clone()).await?;
-            let api = start_api(&store, api_addr, &api, defaults, shutdown).await?;
+            let registry = prometheus::Registry::new();
+            let dns_server = start_dns(&store, &dns, Some(registry.clone()), shutdown.clone()).await?;
+            let api = start_api(&store, api_addr, &api, defaults, registry, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             dns_server.join().await;
@@ -203,7 +210,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dns { dns } => {
             let (stop, shutdown) = watch::channel(false);
-            let dns_server = start_dns(&store, &dns, shutdown).await?;
+            let dns_server = start_dns(&store, &dns, None, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             dns_server.join().await;
@@ -212,7 +219,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Api { api_addr, api, zones } => {
             let (stop, shutdown) = watch::channel(false);
             let defaults = ZoneDefaults { nameservers: zones.nameservers };
-            let api = start_api(&store, api_addr, &api, defaults, shutdown).await?;
+            let api =
+                start_api(&store, api_addr, &api, defaults, prometheus::Registry::new(), shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             let _ = api.await;
@@ -239,6 +247,7 @@ async fn open_store(configured: Option<&str>, state_dir: &Path) -> Result<Store>
 async fn start_dns(
     store: &Store,
     args: &DnsArgs,
+    registry: Option<prometheus::Registry>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<signpost_dns::DnsServer> {
     let workers =
@@ -248,6 +257,11 @@ async fn start_dns(
         udp_workers: workers,
         tcp: signpost_dns::TcpLimits { max_connections: args.tcp_max_connections, ..Default::default() },
         geoip_db: args.geoip_db.clone(),
+        count_usage: !args.no_usage_counting,
+        usage_flush_interval: std::time::Duration::from_secs_f64(
+            args.usage_flush_interval.clamp(0.05, 3600.0),
+        ),
+        registry,
         server_id: format!(
             "dns-{}-{}",
             std::process::id(),
@@ -267,6 +281,7 @@ async fn start_api(
     addr: SocketAddr,
     args: &ApiArgs,
     zone_defaults: ZoneDefaults,
+    registry: prometheus::Registry,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let rate_limit = match (
@@ -283,8 +298,8 @@ async fn start_api(
         ..Default::default()
     };
     let api_store = store.with_pool(16, std::time::Duration::from_millis(args.api_db_timeout_ms.max(1)));
-    let state = signpost_api::ApiState::new(api_store, prometheus::Registry::new(), config)
-        .context("registering the API's metrics")?;
+    let state =
+        signpost_api::ApiState::new(api_store, registry, config).context("registering the API's metrics")?;
     let (local, serve) =
         signpost_api::bind(addr, state, shutdown).await.with_context(|| format!("listening on {addr}"))?;
     println!("api listening on {local}");

@@ -224,7 +224,6 @@ fn policy_name(p: Option<PolicyKind>) -> &'static str {
 pub fn check_groups(zone: &str, batch: &[BatchItem], all: &[RecordSet]) -> Result<(), ValidationError> {
     for (position, item) in batch.iter().enumerate() {
         if item.action == ChangeAction::Delete {
-            check_deleted_target(zone, item, all)?;
             continue;
         }
         let r = &item.rrset;
@@ -272,6 +271,11 @@ pub fn check_groups(zone: &str, batch: &[BatchItem], all: &[RecordSet]) -> Resul
         check_member_against_group(item, &others)?;
         check_cname_alone(item, all)?;
         check_alias_target(zone, item, all)?;
+    }
+    // Deletes last: an alias the batch writes to a target it deletes is
+    // reported at the alias above.
+    for item in batch.iter().filter(|i| i.action == ChangeAction::Delete) {
+        check_deleted_target(zone, item, all)?;
     }
     Ok(())
 }

@@ -111,6 +111,8 @@ pub struct Answer<'a> {
     pub category: UsageCategory,
     /// The hosted zone that answered (None for REFUSED).
     pub zone_id: Option<&'a str>,
+    /// That zone's content (for its usage counters).
+    pub zone: Option<&'a ZoneContent>,
 }
 
 impl<'a> Answer<'a> {
@@ -125,6 +127,7 @@ impl<'a> Answer<'a> {
             ecs_scope: 0,
             category: UsageCategory::Standard,
             zone_id,
+            zone: None,
         }
     }
 
@@ -232,6 +235,7 @@ pub fn answer<'s, R: RngCore>(
     let routing = snapshot.routing_for(&zone.zone.account_id);
     let mut ctx = Ctx { snapshot, client, health, rng, location: None, routing };
     let mut out = Answer::new(ResponseCode::NoError, Some(zone.zone.id.as_str()));
+    out.zone = Some(zone);
     resolve(&mut ctx, zone, apex_labels, &qname, question.qtype, &mut out, 0);
     out
 }

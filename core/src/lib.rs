@@ -11,6 +11,7 @@ pub mod policy;
 pub mod rdata;
 pub mod routing;
 pub mod snapshot;
+pub mod usage;
 pub mod validate;
 pub mod zonefile;
 

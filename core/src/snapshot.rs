@@ -15,6 +15,7 @@ use crate::ValidationError;
 use crate::model::{AllUnhealthy, HostedZone, PolicyKind, RecordSet};
 use crate::names::{WireBuf, WireName};
 use crate::routing::AccountRouting;
+use crate::usage::ZoneUsage;
 use crate::validate::{ParsedRecordSet, validate_record_set};
 
 /// Every hosted zone, ready to answer from.
@@ -104,6 +105,8 @@ pub struct ZoneContent {
     negative_soa: Record,
     /// Stored record sets that failed validation and are not served.
     pub skipped: Vec<ValidationError>,
+    /// Query counters of the zone (shared with the zone's earlier builds).
+    pub usage: Arc<ZoneUsage>,
 }
 
 /// A name in a zone: its record sets by type; none for an empty non-terminal.
@@ -188,6 +191,12 @@ impl Member {
     /// Health check gating this member.
     pub fn health_check_id(&self) -> Option<&str> {
         self.routing.health_check_id.as_deref()
+    }
+}
+
+impl std::fmt::Debug for ZoneContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZoneContent").field("zone", &self.zone).field("names", &self.nodes.len()).finish()
     }
 }
 
@@ -278,7 +287,13 @@ impl ZoneContent {
                 }
             }
         }
-        Ok(ZoneContent { zone, apex, apex_key, nodes, soa, negative_soa, skipped })
+        Ok(ZoneContent { zone, apex, apex_key, nodes, soa, negative_soa, skipped, usage: Arc::default() })
+    }
+
+    /// Uses `usage` as the zone's counters (keeps counts across rebuilds).
+    pub fn with_usage(mut self, usage: Arc<ZoneUsage>) -> Self {
+        self.usage = usage;
+        self
     }
 
     pub(crate) fn node(&self, key: &[u8]) -> Option<&Node> {

@@ -14,6 +14,7 @@ use signpost_store::{Store, StoreError};
 use tokio::sync::watch;
 
 use crate::ServerState;
+use crate::usage::UsageRegistry;
 
 /// How often the log is read when the LISTEN connection is down.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -22,10 +23,12 @@ pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the heartbeat row is refreshed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Builds a zone's content, logging record sets that cannot be served.
-pub fn build_zone(zone: HostedZone, rrsets: &[RecordSet]) -> Option<Arc<ZoneContent>> {
+/// Builds a zone's content with its usage cell, logging record sets that
+/// cannot be served.
+pub fn build_zone(zone: HostedZone, rrsets: &[RecordSet], usage: &UsageRegistry) -> Option<Arc<ZoneContent>> {
     let name = zone.name.clone();
-    match ZoneContent::build(zone, rrsets) {
+    let cell = usage.cell(&zone.id);
+    match ZoneContent::build(zone, rrsets).map(|c| c.with_usage(cell)) {
         Ok(content) => {
             for skipped in &content.skipped {
                 tracing::warn!(zone = %name, error = %skipped, "stored record set skipped");
@@ -43,6 +46,7 @@ pub fn build_zone(zone: HostedZone, rrsets: &[RecordSet]) -> Option<Arc<ZoneCont
 pub struct Follower {
     store: Store,
     state: Arc<ServerState>,
+    usage: Arc<UsageRegistry>,
     server_id: String,
     hostname: String,
     last_seq: i64,
@@ -50,10 +54,10 @@ pub struct Follower {
 
 impl Follower {
     /// A follower for `state`, identified as `server_id` in heartbeats.
-    pub fn new(store: Store, state: Arc<ServerState>, server_id: String) -> Self {
+    pub fn new(store: Store, state: Arc<ServerState>, usage: Arc<UsageRegistry>, server_id: String) -> Self {
         let hostname =
             std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-        Follower { store, state, server_id, hostname, last_seq: 0 }
+        Follower { store, state, usage, server_id, hostname, last_seq: 0 }
     }
 
     /// Loads every zone; retries until the database answers or `shutdown`.
@@ -84,8 +88,9 @@ impl Follower {
     /// Every zone, every account's routing data and the health verdicts.
     async fn load_everything(&self) -> Result<(i64, Snapshot), StoreError> {
         let (seq, zones) = self.store.load_all_zones().await?;
-        let mut snapshot =
-            Snapshot::from_zones(zones.into_iter().filter_map(|(zone, rrsets)| build_zone(zone, &rrsets)));
+        let mut snapshot = Snapshot::from_zones(
+            zones.into_iter().filter_map(|(zone, rrsets)| build_zone(zone, &rrsets, &self.usage)),
+        );
         for account_id in self.store.accounts_with_routing().await? {
             let routing = self.store.account_routing(&account_id).await?;
             snapshot.insert_routing(&account_id, Arc::new(routing));
@@ -196,7 +201,7 @@ impl Follower {
             for zone_id in &zone_ids {
                 match self.store.load_zone(zone_id).await {
                     Ok(Some((zone, rrsets))) => {
-                        if let Some(content) = build_zone(zone, &rrsets) {
+                        if let Some(content) = build_zone(zone, &rrsets, &self.usage) {
                             snapshot.insert(content);
                         }
                     }

@@ -5,6 +5,8 @@
 pub mod follower;
 pub mod geoip;
 pub mod listeners;
+pub mod metrics;
+pub mod usage;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -32,9 +34,13 @@ pub struct ServerState {
     /// Whether the first snapshot has been loaded (SERVFAIL before).
     pub ready: AtomicBool,
     /// Listener counters.
-    pub stats: ListenerStats,
+    pub stats: Arc<ListenerStats>,
     /// Where clients are (a MaxMind database, or nothing).
     pub geo: Arc<dyn GeoLocator>,
+    /// Responses by category and code (Prometheus).
+    pub metrics: Arc<metrics::DnsMetrics>,
+    /// Whether queries are counted for usage (billing) and metrics.
+    pub counting: bool,
 }
 
 impl Default for ServerState {
@@ -46,12 +52,17 @@ impl Default for ServerState {
 impl ServerState {
     /// State with this geo database.
     pub fn new(geo: Arc<dyn GeoLocator>) -> Self {
+        let stats = Arc::new(ListenerStats::default());
+        let metrics = Arc::new(metrics::DnsMetrics::default());
+        metrics.watch_listeners(stats.clone());
         ServerState {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             health: ArcSwap::from_pointee(HashMap::new()),
             ready: AtomicBool::new(false),
-            stats: ListenerStats::default(),
+            stats,
             geo,
+            metrics,
+            counting: true,
         }
     }
 
@@ -74,8 +85,17 @@ impl ServerState {
         if !self.ready.load(Ordering::Acquire) {
             return wire::not_ready(packet);
         }
-        wire::handle_request(&snapshot, health.as_ref(), self.geo.as_ref(), packet, peer, transport, rng)
-            .map(|r| r.bytes)
+        let env = wire::QueryEnv { health: health.as_ref(), geo: self.geo.as_ref() };
+        let response = wire::handle_request(&snapshot, &env, packet, peer, transport, rng)?;
+        if self.counting {
+            // A query answered for a hosted zone counts (NXDOMAIN and NODATA
+            // too); REFUSED and malformed queries have no zone and do not.
+            if let Some(usage) = response.zone_usage {
+                usage.count(response.category);
+            }
+            self.metrics.count(response.zone_usage.map(|_| response.category), response.rcode);
+        }
+        Some(response.bytes)
     }
 }
 
@@ -92,6 +112,12 @@ pub struct DnsConfig {
     pub server_id: String,
     /// MaxMind database for client locations.
     pub geoip_db: Option<std::path::PathBuf>,
+    /// Whether to count queries (usage and metrics).
+    pub count_usage: bool,
+    /// How often usage deltas are written.
+    pub usage_flush_interval: std::time::Duration,
+    /// Registry the DNS metrics are registered in.
+    pub registry: Option<prometheus::Registry>,
 }
 
 /// Errors starting the DNS server.
@@ -122,6 +148,8 @@ pub struct DnsServer {
     stop_udp: Arc<AtomicBool>,
     udp_threads: Vec<std::thread::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop_flusher: watch::Sender<bool>,
+    flusher: tokio::task::JoinHandle<()>,
 }
 
 impl DnsServer {
@@ -138,29 +166,44 @@ impl DnsServer {
         };
         let (udp, tcp) = bind_pair(config.addr).await?;
         let local_addr = udp.local_addr().map_err(|source| DnsError::Bind { addr: config.addr, source })?;
-        let state = Arc::new(ServerState::new(geo));
+        let mut state = ServerState::new(geo);
+        state.counting = config.count_usage;
+        if let Some(registry) = &config.registry
+            && let Err(e) = registry.register(Box::new(metrics::MetricsCollector(state.metrics.clone())))
+        {
+            tracing::warn!(error = %e, "DNS metrics not registered");
+        }
+        let state = Arc::new(state);
         let stop_udp = Arc::new(AtomicBool::new(false));
         let udp_threads =
             listeners::spawn_udp_workers(&udp, state.clone(), config.udp_workers, stop_udp.clone())
                 .map_err(|source| DnsError::Bind { addr: local_addr, source })?;
         let mut tasks =
             vec![tokio::spawn(listeners::serve_tcp(tcp, state.clone(), config.tcp, shutdown.clone()))];
-        let mut follower = follower::Follower::new(store, state.clone(), config.server_id.clone());
+        let usage = Arc::new(usage::UsageRegistry::default());
+        let mut follower =
+            follower::Follower::new(store.clone(), state.clone(), usage.clone(), config.server_id.clone());
         let mut load_shutdown = shutdown.clone();
         follower.initial_load(&mut load_shutdown).await?;
         tasks.push(tokio::spawn(follower.run(shutdown)));
-        Ok(DnsServer { local_addr, state, stop_udp, udp_threads, tasks })
+        let (stop_flusher, flusher_stop) = watch::channel(false);
+        let flusher = usage::UsageFlusher::new(store, usage, config.server_id.clone());
+        let flusher = tokio::spawn(flusher.run(config.usage_flush_interval, flusher_stop));
+        Ok(DnsServer { local_addr, state, stop_udp, udp_threads, tasks, stop_flusher, flusher })
     }
 
-    /// Waits for the server's tasks after shutdown was signalled.
+    /// After shutdown was signalled: stops the listeners, waits for the
+    /// tasks, then writes the last usage counts.
     pub async fn join(self) {
         self.stop_udp.store(true, Ordering::Relaxed);
-        for task in self.tasks {
-            let _ = task.await;
-        }
         for thread in self.udp_threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let _ = self.stop_flusher.send(true);
+        let _ = self.flusher.await;
     }
 }
 

@@ -13,6 +13,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use rand::RngCore;
 use signpost_core::answer::{Answer, Client, HealthView, Question, answer};
 use signpost_core::geo::GeoLocator;
+use signpost_core::usage::ZoneUsage;
 use signpost_core::{Snapshot, UsageCategory};
 
 /// Largest UDP answer we send, whatever the client advertises (DNS Flag Day 2020).
@@ -30,29 +31,35 @@ pub enum Transport {
 }
 
 /// A response ready to send, with what the usage counters need.
-#[derive(Debug)]
-pub struct Response {
+pub struct Response<'s> {
     /// The wire bytes.
     pub bytes: Vec<u8>,
-    /// The hosted zone that answered (None for errors and REFUSED).
-    pub zone_id: Option<String>,
+    /// The counters of the hosted zone that answered (None for errors and REFUSED).
+    pub zone_usage: Option<&'s ZoneUsage>,
     /// Billing category.
     pub category: UsageCategory,
     /// Response code sent.
     pub rcode: ResponseCode,
 }
 
+/// What answering needs besides the snapshot and the packet.
+pub struct QueryEnv<'e> {
+    /// Health verdicts.
+    pub health: &'e dyn HealthView,
+    /// Client locations.
+    pub geo: &'e dyn GeoLocator,
+}
+
 /// Handles one request. Returns None when the packet must be dropped
 /// (shorter than a header, or itself a response).
-pub fn handle_request<R: RngCore>(
-    snapshot: &Snapshot,
-    health: &dyn HealthView,
-    geo: &dyn GeoLocator,
+pub fn handle_request<'s, R: RngCore>(
+    snapshot: &'s Snapshot,
+    env: &QueryEnv<'_>,
     packet: &[u8],
     peer: IpAddr,
     transport: Transport,
     rng: &mut R,
-) -> Option<Response> {
+) -> Option<Response<'s>> {
     if packet.len() < 12 {
         return None;
     }
@@ -79,7 +86,7 @@ pub fn handle_request<R: RngCore>(
         Transport::Tcp => u16::MAX,
         Transport::Udp => UDP_PLAIN_LIMIT,
     };
-    let mut client = Client { addr: peer, subnet: None, geo };
+    let mut client = Client { addr: peer, subnet: None, geo: env.geo };
     if let Some(req_edns) = &request.edns {
         let mut edns = Edns::new();
         edns.set_max_payload(UDP_PAYLOAD_CAP);
@@ -143,7 +150,7 @@ pub fn handle_request<R: RngCore>(
     }
 
     let result =
-        answer(snapshot, Question { name: query.name(), qtype: query.query_type() }, client, health, rng);
+        answer(snapshot, Question { name: query.name(), qtype: query.query_type() }, client, env.health, rng);
     if let (Some(edns), Some((addr, source))) = (response_edns.as_mut(), client.subnet) {
         // RFC 7871 §7.2.1: echo family, source prefix and address; add our scope.
         let mut ecs = ClientSubnet::new(addr, source, result.ecs_scope.min(source));
@@ -156,46 +163,44 @@ pub fn handle_request<R: RngCore>(
 /// Puts an answer on the wire within `limit` bytes: first whole; then, when
 /// the additional records are optional, without them; else truncated (TC=1,
 /// question and OPT kept, AA as usual).
-fn render(
+fn render<'s>(
     mut metadata: Metadata,
     query: &hickory_proto::op::Query,
-    result: Answer<'_>,
+    result: Answer<'s>,
     edns: Option<&Edns>,
     limit: u16,
-) -> Response {
+) -> Response<'s> {
     metadata.response_code = result.rcode;
     metadata.authoritative = result.authoritative;
-    let zone_id = result.zone_id.map(str::to_string);
+    let zone_usage = result.zone.map(|z| z.usage.as_ref());
     let answers: Vec<&Record> = result.answers.iter().map(|r| r.as_ref()).collect();
     let authority: Vec<&Record> = result.authority.iter().map(|r| r.as_ref()).collect();
     let additional: Vec<&Record> = result.additional.iter().map(|r| r.as_ref()).collect();
-    let full =
-        emit(&metadata, query, &answers, &authority, &additional, edns, zone_id.clone(), result.category);
+    let full = emit(&metadata, query, &answers, &authority, &additional, edns, zone_usage, result.category);
     if full.bytes.len() <= usize::from(limit) {
         return full;
     }
     if !additional.is_empty() && !result.additional_required {
-        let trimmed =
-            emit(&metadata, query, &answers, &authority, &[], edns, zone_id.clone(), result.category);
+        let trimmed = emit(&metadata, query, &answers, &authority, &[], edns, zone_usage, result.category);
         if trimmed.bytes.len() <= usize::from(limit) {
             return trimmed;
         }
     }
     metadata.truncation = true;
-    emit(&metadata, query, &[], &[], &[], edns, zone_id, result.category)
+    emit(&metadata, query, &[], &[], &[], edns, zone_usage, result.category)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn emit(
+fn emit<'s>(
     metadata: &Metadata,
     query: &hickory_proto::op::Query,
     answers: &[&Record],
     authority: &[&Record],
     additional: &[&Record],
     edns: Option<&Edns>,
-    zone_id: Option<String>,
+    zone_usage: Option<&'s ZoneUsage>,
     category: UsageCategory,
-) -> Response {
+) -> Response<'s> {
     let mut bytes = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut bytes);
     let result = emit_message_parts(
@@ -209,7 +214,7 @@ fn emit(
         &mut encoder,
     );
     match result {
-        Ok(_) => Response { bytes, zone_id, category, rcode: metadata.response_code },
+        Ok(_) => Response { bytes, zone_usage, category, rcode: metadata.response_code },
         // Stored data that cannot be encoded must not crash anything: SERVFAIL.
         Err(_) => header_only(metadata, ResponseCode::ServFail),
     }
@@ -225,7 +230,7 @@ pub fn not_ready(packet: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A response of just a header (FORMERR, NOTIMP, SERVFAIL).
-fn header_only(request: &Metadata, rcode: ResponseCode) -> Response {
+fn header_only<'s>(request: &Metadata, rcode: ResponseCode) -> Response<'s> {
     let mut metadata = Metadata::response_from_request(request);
     metadata.response_code = rcode;
     let header = Header { metadata, counts: HeaderCounts::default() };
@@ -233,7 +238,7 @@ fn header_only(request: &Metadata, rcode: ResponseCode) -> Response {
     let mut encoder = BinEncoder::new(&mut bytes);
     // A header always encodes into a Vec.
     let _ = hickory_proto::serialize::binary::BinEncodable::emit(&header, &mut encoder);
-    Response { bytes, zone_id: None, category: UsageCategory::Standard, rcode }
+    Response { bytes, zone_usage: None, category: UsageCategory::Standard, rcode }
 }
 
 #[cfg(test)]
@@ -262,6 +267,10 @@ mod tests {
         let zone =
             HostedZone { id: "Z".into(), account_id: "A".into(), name: "example.com.".into(), serial: 3 };
         Snapshot::from_zones([Arc::new(ZoneContent::build(zone, &rrsets).unwrap())])
+    }
+
+    fn env() -> QueryEnv<'static> {
+        QueryEnv { health: &AllHealthy, geo: &signpost_core::geo::NoGeo }
     }
 
     fn query(name: &str, qtype: RecordType, edns: Option<Edns>) -> Vec<u8> {
@@ -369,15 +378,7 @@ mod tests {
         for len in 0..200 {
             let mut junk = vec![0u8; len];
             rng.fill(&mut junk[..]);
-            let _ = handle_request(
-                &s,
-                &AllHealthy,
-                &signpost_core::geo::NoGeo,
-                &junk,
-                IpAddr::from([127, 0, 0, 1]),
-                Transport::Udp,
-                &mut rng,
-            );
+            let _ = handle_request(&s, &env(), &junk, IpAddr::from([127, 0, 0, 1]), Transport::Udp, &mut rng);
         }
     }
 

@@ -81,23 +81,29 @@ impl Signpost {
             zones.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Signpost::spawn(db, &args, true)
+        Signpost::spawn(db, &args, true, &[])
     }
 
     /// `signpost dns` only.
     pub fn dns_only(db: &TestDb, extra: &[&str]) -> Signpost {
-        let mut args = vec!["dns".to_string(), "--dns-addr".into(), "127.0.0.1:0".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Signpost::spawn(db, &args, false)
+        Signpost::dns_only_with_env(db, extra, &[])
     }
 
-    fn spawn(db: &TestDb, args: &[String], with_api: bool) -> Signpost {
+    /// `signpost dns` only, with extra environment variables.
+    pub fn dns_only_with_env(db: &TestDb, extra: &[&str], envs: &[(&str, &str)]) -> Signpost {
+        let mut args = vec!["dns".to_string(), "--dns-addr".into(), "127.0.0.1:0".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Signpost::spawn(db, &args, false, envs)
+    }
+
+    fn spawn(db: &TestDb, args: &[String], with_api: bool, envs: &[(&str, &str)]) -> Signpost {
         let stderr_path = std::env::temp_dir().join(format!("signpost-test-{}.log", rand::random::<u64>()));
         let stderr = std::fs::File::create(&stderr_path).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
             .args(args)
             .env("DATABASE_URL", &db.url)
             .env("RUST_LOG", "info,signpost_dns=debug,sqlx=warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -286,4 +292,147 @@ pub fn have(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|p| Path::new(&p).join(program).is_file()))
         .unwrap_or(false)
+}
+
+impl Signpost {
+    /// Any `signpost` subcommand with `DATABASE_URL=url`, waiting for the
+    /// `api listening on` line (and `dns listening on` when `with_dns`).
+    /// Without DNS, `dns` is 0.0.0.0:0.
+    pub fn start_with_url(url: &str, args: &[String], with_dns: bool) -> Signpost {
+        let stderr_path = std::env::temp_dir().join(format!("signpost-test-{}.log", rand::random::<u64>()));
+        let stderr = std::fs::File::create(&stderr_path).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
+            .args(args)
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start signpost");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut dns = None;
+        let mut api = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while api.is_none() || (with_dns && dns.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!("signpost did not start listening:\n{log}");
+            };
+            if let Some(addr) = line.strip_prefix("dns listening on ") {
+                dns = addr.trim().parse().ok();
+            }
+            if let Some(addr) = line.strip_prefix("api listening on ") {
+                api = addr.trim().parse().ok();
+            }
+        }
+        let dns = dns.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        Signpost { child, dns, api, stderr_path }
+    }
+
+    /// The API's address (panics for a process without the API).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.expect("this process serves the API")
+    }
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// A header's value (name compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {:?}", self.status, self.body))
+    }
+}
+
+/// One HTTP/1.1 request on a new connection: `key` as a bearer token, `body`
+/// as JSON.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> HttpResponse {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(key) = key {
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body.as_bytes());
+    http_raw(addr, &bytes)
+}
+
+/// Sends raw request bytes and reads the response to the end.
+pub fn http_raw(addr: SocketAddr, request: &[u8]) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect to the API");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    stream.write_all(request).expect("send the request");
+    read_http_response(&mut stream)
+}
+
+/// Reads one response (the server closes the connection after it).
+pub fn read_http_response(stream: &mut TcpStream) -> HttpResponse {
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpResponse { status, headers, body: String::from_utf8_lossy(&body).to_string() }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else { return out };
+        let size_text = String::from_utf8_lossy(&data[..end]).to_string();
+        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16) else {
+            return out;
+        };
+        if size == 0 || data.len() < end + 2 + size {
+            return out;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[(end + 4 + size).min(data.len())..];
+    }
 }
