@@ -500,9 +500,12 @@ mod tests {
             alias_target: Some(AliasTarget { name: "t.example.com.".into(), evaluate_target_health: false }),
             ..RecordSet::default()
         };
-        let err =
-            check_groups("example.com.", &[item(0, ChangeAction::Create, alias.clone())], &[alias.clone()])
-                .unwrap_err();
+        let err = check_groups(
+            "example.com.",
+            &[item(0, ChangeAction::Create, alias.clone())],
+            std::slice::from_ref(&alias),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "changes[0].rrset.aliasTarget.name");
         assert!(
             check_groups(

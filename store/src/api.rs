@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn listing_order_is_route53_order_and_total() {
-        let mut sets = vec![
+        let mut sets = [
             RecordSet::simple("b.example.com.", "A", 1, &["192.0.2.1"]),
             RecordSet::simple("example.com.", "NS", 1, &["ns."]),
             RecordSet::simple("a.b.example.com.", "A", 1, &["192.0.2.1"]),
