@@ -158,7 +158,15 @@ async fn keys_are_shown_once_and_every_v1_route_needs_one() {
     assert!(ids.iter().any(|k| k == id));
     assert_eq!(api.get(&format!("/v1/keys/{id}")).json()["name"], "ci");
 
-    // A deleted key stops working at once.
+    // A key cannot delete itself; a deleted key stops working at once.
+    let own = second.get("/v1/keys").json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_string())
+        .find(|k| k == made["id"].as_str().unwrap())
+        .unwrap();
+    assert_error(&second.delete(&format!("/v1/keys/{own}")), 409, None, "cannot delete itself");
     assert_eq!(api.delete(&format!("/v1/keys/{id}")).status, 204);
     assert_error(&second.get("/v1/zones"), 401, None, "not valid");
     assert_error(&api.get(&format!("/v1/keys/{id}")), 404, None, "no API key");

@@ -3,6 +3,8 @@
 //! the follower keeps the snapshot equal to PostgreSQL's content.
 
 pub mod follower;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geoip;
 pub mod listeners;
 pub mod metrics;

@@ -286,16 +286,8 @@ mod tests {
     fn run(packet: &[u8], transport: Transport) -> Option<Message> {
         let mut rng = SmallRng::seed_from_u64(1);
         let s = snapshot();
-        handle_request(
-            &s,
-            &AllHealthy,
-            &signpost_core::geo::NoGeo,
-            packet,
-            IpAddr::from([127, 0, 0, 1]),
-            transport,
-            &mut rng,
-        )
-        .map(|r| Message::from_vec(&r.bytes).unwrap())
+        handle_request(&s, &env(), packet, IpAddr::from([127, 0, 0, 1]), transport, &mut rng)
+            .map(|r| Message::from_vec(&r.bytes).unwrap())
     }
 
     #[test]
@@ -313,16 +305,8 @@ mod tests {
         let packet = query("big.example.com.", RecordType::A, None);
         let mut rng = SmallRng::seed_from_u64(1);
         let s = snapshot();
-        let r = handle_request(
-            &s,
-            &AllHealthy,
-            &signpost_core::geo::NoGeo,
-            &packet,
-            IpAddr::from([127, 0, 0, 1]),
-            Transport::Udp,
-            &mut rng,
-        )
-        .unwrap();
+        let r = handle_request(&s, &env(), &packet, IpAddr::from([127, 0, 0, 1]), Transport::Udp, &mut rng)
+            .unwrap();
         assert!(r.bytes.len() <= 512);
         let m = Message::from_vec(&r.bytes).unwrap();
         assert!(m.metadata.truncation);

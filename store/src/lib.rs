@@ -6,6 +6,7 @@
 pub mod api;
 pub mod bootstrap;
 mod changes;
+pub mod health;
 pub mod routing;
 mod rows;
 pub mod usage;

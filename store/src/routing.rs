@@ -1,6 +1,5 @@
-//! Routing data and health verdicts as the DNS servers load them.
+//! Routing data as the DNS servers load them (health verdicts: `health`).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use signpost_core::cidr::Prefix;
@@ -73,46 +72,5 @@ impl Store {
             regions.push((row.try_get("code")?, coordinates));
         }
         Ok(AccountRouting::build(collections, latency, regions))
-    }
-
-    /// The verdict of every health check: an operator override wins; a
-    /// disabled check is healthy; otherwise healthy when more than
-    /// `healthy_share` of the live checkers' latest states say so, and healthy
-    /// while no live checker has reported yet (Route 53: a new check is
-    /// healthy until its first verdict).
-    pub async fn health_verdicts(
-        &self,
-        healthy_share: f64,
-        liveness: Duration,
-    ) -> Result<HashMap<String, bool>> {
-        let rows = sqlx::query(
-            "SELECT hc.id, hc.override_state, hc.disabled,
-                    count(c.id) AS live,
-                    count(c.id) FILTER (WHERE o.healthy) AS healthy
-             FROM health_checks hc
-             LEFT JOIN health_observations o ON o.check_id = hc.id
-             LEFT JOIN health_checkers c ON c.id = o.checker_id
-                  AND c.heartbeat_at > now() - make_interval(secs => $1)
-             GROUP BY hc.id, hc.override_state, hc.disabled",
-        )
-        .bind(liveness.as_secs_f64())
-        .fetch_all(self.pool())
-        .await?;
-        let mut verdicts = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            let override_state: Option<String> = row.try_get("override_state")?;
-            let disabled: bool = row.try_get("disabled")?;
-            let live: i64 = row.try_get("live")?;
-            let healthy: i64 = row.try_get("healthy")?;
-            let verdict = match override_state.as_deref() {
-                Some("HEALTHY") => true,
-                Some("UNHEALTHY") => false,
-                _ if disabled || live == 0 => true,
-                _ => (healthy as f64) / (live as f64) > healthy_share,
-            };
-            verdicts.insert(id, verdict);
-        }
-        Ok(verdicts)
     }
 }

@@ -107,13 +107,14 @@ pub async fn get_key(
     Ok(axum::Json(Key::from(info)))
 }
 
-/// Delete an API key; it stops working at once.
+/// Delete an API key; it stops working at once. A key cannot delete itself.
 #[utoipa::path(
     delete, path = "/v1/keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such key in this account", body = ErrorBody),
+        (status = 409, description = "A key cannot delete itself", body = ErrorBody),
     ),
 )]
 pub async fn delete_key(
@@ -128,6 +129,12 @@ pub async fn delete_key(
         signpost_store::StoreError::NotFound(_) => no_such_key(&id),
         other => ApiError::from_store(other, "NoSuchKey"),
     };
+    if id == caller.key_id {
+        return Err(ApiError::conflict(
+            "KeyInUse",
+            "a key cannot delete itself (the account would be locked out); delete it with another key",
+        ));
+    }
     if caller.zone_ids.is_some() {
         let target = state.store.api_key_info(&caller.account_id, &id).await.map_err(to_map)?;
         within_caller_zones(&caller, target.zone_ids.as_deref())?;
