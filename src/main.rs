@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use signpost_core::RecordSet;
 use signpost_core::names::parse_name;
 use signpost_core::zonefile::{parse_zone_file, render_zone_file};
+use signpost_health::CheckerConfig;
 use signpost_store::bootstrap::{DatabaseOrigin, locate_database};
+use signpost_store::health::TargetPolicy;
 use signpost_store::{Store, ZoneDefaults};
 use tokio::sync::watch;
 
@@ -29,7 +31,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything in one process: DNS server and HTTP API.
+    /// Run everything in one process: DNS server, HTTP API and a health checker (region `local`).
     Serve {
         #[command(flatten)]
         dns: DnsArgs,
@@ -58,6 +60,11 @@ enum Command {
         api: ApiArgs,
         #[command(flatten)]
         zones: ZoneArgs,
+    },
+    /// Run only a health checker (one or more per region; they share the work of judging).
+    Checker {
+        #[command(flatten)]
+        checker: CheckerArgs,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -109,6 +116,22 @@ struct ApiArgs {
     /// Longest wait for a database connection before answering 503, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     api_db_timeout_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct CheckerArgs {
+    /// The region this checker reports as (shown per checker in a check's status).
+    #[arg(long)]
+    region: String,
+    /// Allow probing loopback, private, link-local and cloud-metadata addresses.
+    #[arg(long)]
+    allow_private_targets: bool,
+    /// Most probes in flight at once.
+    #[arg(long, default_value_t = 256)]
+    max_concurrent_probes: usize,
+    /// Source address of probe connections (default: the system's choice).
+    #[arg(long)]
+    source_addr: Option<std::net::IpAddr>,
 }
 
 #[derive(clap::Args)]
@@ -201,11 +224,28 @@ async fn run(cli: Cli) -> Result<()> {
             let (stop, shutdown) = watch::channel(false);
             let registry = prometheus::Registry::new();
             let dns_server = start_dns(&store, &dns, Some(registry.clone()), shutdown.clone()).await?;
+            let checker_config = CheckerConfig::new("local", TargetPolicy::ALLOW_PRIVATE);
+            let checker = start_checker(&store, checker_config, shutdown.clone()).await?;
             let api = start_api(&store, api_addr, &api, defaults, registry, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             dns_server.join().await;
+            checker.join().await;
             let _ = api.await;
+            Ok(())
+        }
+        Command::Checker { checker: args } => {
+            let (stop, shutdown) = watch::channel(false);
+            let policy = TargetPolicy { allow_private: args.allow_private_targets };
+            let config = CheckerConfig {
+                max_concurrent_probes: args.max_concurrent_probes.max(1),
+                source_addr: args.source_addr,
+                ..CheckerConfig::new(&args.region, policy)
+            };
+            let checker = start_checker(&store, config, shutdown).await?;
+            wait_for_signal().await;
+            let _ = stop.send(true);
+            checker.join().await;
             Ok(())
         }
         Command::Dns { dns } => {
@@ -272,6 +312,22 @@ async fn start_dns(
     // Tests and scripts read this line to find the port.
     println!("dns listening on {}", server.local_addr);
     Ok(server)
+}
+
+/// Starts a health checker on its own connection pool (probes write often;
+/// they must not starve the API or the DNS follower).
+async fn start_checker(
+    store: &Store,
+    config: CheckerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<signpost_health::Checker> {
+    let checker_store = store.with_pool(4, std::time::Duration::from_secs(5));
+    let checker = signpost_health::Checker::start(checker_store, config, shutdown)
+        .await
+        .context("starting the health checker")?;
+    // Tests and scripts read this line to know the checker runs.
+    println!("health checker {} running", checker.id);
+    Ok(checker)
 }
 
 /// Starts the HTTP API on its own connection pool, whose short acquire

@@ -186,10 +186,18 @@ pub struct ObservationBatch {
     pub announce: bool,
 }
 
-const SELECT_CHECK: &str = "SELECT id, account_id, type, host(ip) AS ip, host, port, path, search_string,
-        request_interval, failure_threshold, inverted, disabled, child_health_checks, health_threshold,
-        override_state, caller_reference, created_at
-    FROM health_checks";
+/// `SELECT <every column of a check> FROM health_checks <tail>`.
+macro_rules! select_check {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, account_id, type, host(ip) AS ip, host, port, path, search_string,
+                request_interval, failure_threshold, inverted, disabled, child_health_checks,
+                health_threshold, override_state, caller_reference, created_at
+             FROM health_checks ",
+            $tail
+        )
+    };
+}
 
 fn decode_error(what: String) -> StoreError {
     StoreError::Database(sqlx::Error::Decode(what.into()))
@@ -198,9 +206,12 @@ fn decode_error(what: String) -> StoreError {
 fn check_from_row(row: &PgRow) -> Result<HealthCheck> {
     let id: String = row.try_get("id")?;
     let type_text: String = row.try_get("type")?;
-    let check_type = CheckType::parse(&type_text).ok_or_else(|| decode_error(format!("check {id}: type {type_text}")))?;
+    let check_type =
+        CheckType::parse(&type_text).ok_or_else(|| decode_error(format!("check {id}: type {type_text}")))?;
     let ip: Option<String> = row.try_get("ip")?;
-    let ip = ip.map(|t| t.parse::<IpAddr>().map_err(|_| decode_error(format!("check {id}: ip {t}")))).transpose()?;
+    let ip = ip
+        .map(|t| t.parse::<IpAddr>().map_err(|_| decode_error(format!("check {id}: ip {t}"))))
+        .transpose()?;
     let port: Option<i32> = row.try_get("port")?;
     let interval: i32 = row.try_get("request_interval")?;
     let threshold: i32 = row.try_get("failure_threshold")?;
@@ -237,7 +248,8 @@ fn facts_from_row(row: &PgRow) -> Result<CheckFacts> {
     let live: i64 = row.try_get("live")?;
     let healthy: i64 = row.try_get("healthy")?;
     Ok(CheckFacts {
-        check_type: CheckType::parse(&type_text).ok_or_else(|| decode_error(format!("check {id}: type {type_text}")))?,
+        check_type: CheckType::parse(&type_text)
+            .ok_or_else(|| decode_error(format!("check {id}: type {type_text}")))?,
         override_state: override_state.as_deref().and_then(OverrideState::parse),
         disabled: row.try_get("disabled")?,
         inverted: row.try_get("inverted")?,
@@ -257,7 +269,11 @@ impl Store {
     /// The verdict of every health check (see [`verdicts`]): what the DNS
     /// servers answer by. A checker counts while its heartbeat is younger
     /// than `liveness`, and only with settled states.
-    pub async fn health_verdicts(&self, healthy_share: f64, liveness: Duration) -> Result<HashMap<String, bool>> {
+    pub async fn health_verdicts(
+        &self,
+        healthy_share: f64,
+        liveness: Duration,
+    ) -> Result<HashMap<String, bool>> {
         let facts = self.check_facts(None, liveness).await?;
         Ok(verdicts(&facts, healthy_share))
     }
@@ -299,8 +315,8 @@ impl Store {
         let config = spec.validate(policy)?;
         let mut tx = self.pool().begin().await?;
         if let Some(reference) = &spec.caller_reference {
-            let sql = format!("{SELECT_CHECK} WHERE account_id = $1 AND caller_reference = $2");
-            let row = sqlx::query(&sql).bind(account_id).bind(reference).fetch_optional(&mut *tx).await?;
+            let sql = select_check!("WHERE account_id = $1 AND caller_reference = $2");
+            let row = sqlx::query(sql).bind(account_id).bind(reference).fetch_optional(&mut *tx).await?;
             if let Some(row) = row {
                 let existing = check_from_row(&row)?;
                 if existing.config == config {
@@ -317,16 +333,18 @@ impl Store {
             .bind(&config.child_health_checks)
             .fetch_all(&mut *tx)
             .await?;
-            let found: HashMap<String, String> = rows
-                .iter()
-                .map(|r| Ok((r.try_get("id")?, r.try_get("type")?)))
-                .collect::<Result<_>>()?;
+            let found: HashMap<String, String> =
+                rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("type")?))).collect::<Result<_>>()?;
             for (i, child) in config.child_health_checks.iter().enumerate() {
                 let field = format!("childHealthChecks[{i}]");
                 match found.get(child).map(String::as_str) {
-                    None => return Err(ValidationError::new(field, format!("no health check {child}")).into()),
+                    None => {
+                        return Err(ValidationError::new(field, format!("no health check {child}")).into());
+                    }
                     Some("CALCULATED") => {
-                        return Err(ValidationError::new(field, "a CALCULATED check cannot be a child").into());
+                        return Err(
+                            ValidationError::new(field, "a CALCULATED check cannot be a child").into()
+                        );
                     }
                     Some(_) => {}
                 }
@@ -364,17 +382,21 @@ impl Store {
                 return Err(e);
             }
         };
-        sqlx::query("SELECT pg_notify($1, $2)").bind(HEALTH_CHECKS_CHANNEL).bind(&id).execute(&mut *tx).await?;
-        let sql = format!("{SELECT_CHECK} WHERE id = $1");
-        let check = check_from_row(&sqlx::query(&sql).bind(&id).fetch_one(&mut *tx).await?)?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(HEALTH_CHECKS_CHANNEL)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let sql = select_check!("WHERE id = $1");
+        let check = check_from_row(&sqlx::query(sql).bind(&id).fetch_one(&mut *tx).await?)?;
         tx.commit().await?;
         Ok(CreatedHealthCheck { check, created: true })
     }
 
     /// One of the account's checks ([`StoreError::NotFound`]: 404).
     pub async fn health_check(&self, account_id: &str, check_id: &str) -> Result<HealthCheck> {
-        let sql = format!("{SELECT_CHECK} WHERE id = $1 AND account_id = $2");
-        let row = sqlx::query(&sql).bind(check_id).bind(account_id).fetch_optional(self.pool()).await?;
+        let sql = select_check!("WHERE id = $1 AND account_id = $2");
+        let row = sqlx::query(sql).bind(check_id).bind(account_id).fetch_optional(self.pool()).await?;
         match row {
             Some(row) => check_from_row(&row),
             None => Err(StoreError::NotFound(format!("health check {check_id}"))),
@@ -390,12 +412,16 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<HealthCheck>> {
-        let sql = format!(
-            "{SELECT_CHECK} WHERE account_id = $1 AND ($2::text IS NULL OR id COLLATE \"C\" > $2)
+        let sql = select_check!(
+            "WHERE account_id = $1 AND ($2::text IS NULL OR id COLLATE \"C\" > $2)
              ORDER BY id COLLATE \"C\" LIMIT $3"
         );
-        let rows =
-            sqlx::query(&sql).bind(account_id).bind(after).bind(limit_param(limit)).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(sql)
+            .bind(account_id)
+            .bind(after)
+            .bind(limit_param(limit))
+            .fetch_all(self.pool())
+            .await?;
         let mut items = rows.iter().map(check_from_row).collect::<Result<Vec<_>>>()?;
         let more = items.len() > limit;
         items.truncate(limit);
@@ -428,7 +454,8 @@ impl Store {
             let what: String = user.try_get("what")?;
             return Err(in_use(check_id, &what));
         }
-        let deleted = sqlx::query("DELETE FROM health_checks WHERE id = $1").bind(check_id).execute(&mut *tx).await;
+        let deleted =
+            sqlx::query("DELETE FROM health_checks WHERE id = $1").bind(check_id).execute(&mut *tx).await;
         if let Err(e) = deleted {
             let e = StoreError::from(e);
             if e.sqlstate().as_deref() == Some("23503") {
@@ -436,7 +463,11 @@ impl Store {
             }
             return Err(e);
         }
-        sqlx::query("SELECT pg_notify($1, $2)").bind(HEALTH_CHECKS_CHANNEL).bind(check_id).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(HEALTH_CHECKS_CHANNEL)
+            .bind(check_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -463,8 +494,8 @@ impl Store {
         }
         let comment = format!("override of {check_id}: {}", state.map_or("none", OverrideState::as_str));
         log_change(&mut tx, Some(account_id), None, "HEALTH", Some(&comment)).await?;
-        let sql = format!("{SELECT_CHECK} WHERE id = $1");
-        let check = check_from_row(&sqlx::query(&sql).bind(check_id).fetch_one(&mut *tx).await?)?;
+        let sql = select_check!("WHERE id = $1");
+        let check = check_from_row(&sqlx::query(sql).bind(check_id).fetch_one(&mut *tx).await?)?;
         tx.commit().await?;
         Ok(check)
     }
@@ -510,7 +541,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(HealthStatus { id: check.id, healthy, override_state: check.override_state, checkers, })
+        Ok(HealthStatus { id: check.id, healthy, override_state: check.override_state, checkers })
     }
 
     /// The newest `limit` state flips of one of the account's checks, newest
@@ -547,15 +578,15 @@ impl Store {
     /// Every check a checker probes (every account's HTTP, HTTPS and TCP
     /// checks, disabled ones included so that they can be dropped).
     pub async fn probe_targets(&self) -> Result<Vec<HealthCheck>> {
-        let sql = format!("{SELECT_CHECK} WHERE type <> 'CALCULATED' ORDER BY id");
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        let sql = select_check!("WHERE type <> 'CALCULATED' ORDER BY id");
+        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
         rows.iter().map(check_from_row).collect()
     }
 
     /// Any account's check by id (`None` when deleted).
     pub async fn health_check_by_id(&self, check_id: &str) -> Result<Option<HealthCheck>> {
-        let sql = format!("{SELECT_CHECK} WHERE id = $1");
-        let row = sqlx::query(&sql).bind(check_id).fetch_optional(self.pool()).await?;
+        let sql = select_check!("WHERE id = $1");
+        let row = sqlx::query(sql).bind(check_id).fetch_optional(self.pool()).await?;
         row.map(|r| check_from_row(&r)).transpose()
     }
 
@@ -583,7 +614,10 @@ impl Store {
     /// counting at once, and the DNS servers are told.
     pub async fn checker_gone(&self, checker_id: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        let gone = sqlx::query("DELETE FROM health_checkers WHERE id = $1").bind(checker_id).execute(&mut *tx).await?;
+        let gone = sqlx::query("DELETE FROM health_checkers WHERE id = $1")
+            .bind(checker_id)
+            .execute(&mut *tx)
+            .await?;
         if gone.rows_affected() > 0 {
             let comment = format!("health checker {checker_id} stopped");
             log_change(&mut tx, None, None, "HEALTH", Some(&comment)).await?;
@@ -595,7 +629,12 @@ impl Store {
     /// Writes a checker's batch in one transaction: heartbeat, latest
     /// states (rows of deleted checks are skipped), history rows for the
     /// flips, and when `announce` a `HEALTH` change + NOTIFY for the DNS servers.
-    pub async fn record_observations(&self, checker_id: &str, region: &str, batch: &ObservationBatch) -> Result<()> {
+    pub async fn record_observations(
+        &self,
+        checker_id: &str,
+        region: &str,
+        batch: &ObservationBatch,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO health_checkers (id, region) VALUES ($1, $2)

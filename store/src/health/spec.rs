@@ -161,7 +161,14 @@ pub struct HealthCheckConfig {
     pub health_threshold: Option<u32>,
 }
 
-fn ranged(value: Option<i64>, default: u32, min: i64, max: i64, field: &str, what: &str) -> Result<u32, ValidationError> {
+fn ranged(
+    value: Option<i64>,
+    default: u32,
+    min: i64,
+    max: i64,
+    field: &str,
+    what: &str,
+) -> Result<u32, ValidationError> {
     match value {
         None => Ok(default),
         Some(v) if (min..=max).contains(&v) => Ok(v as u32),
@@ -209,10 +216,22 @@ impl HealthCheckSpec {
     /// (children of a CALCULATED check are checked against the database by
     /// the store).
     pub fn validate(&self, policy: &TargetPolicy) -> Result<HealthCheckConfig, ValidationError> {
-        let request_interval =
-            ranged(self.request_interval, DEFAULT_REQUEST_INTERVAL, 1, 300, "requestInterval", "an interval in seconds")?;
-        let failure_threshold =
-            ranged(self.failure_threshold, DEFAULT_FAILURE_THRESHOLD, 1, 10, "failureThreshold", "a failure threshold")?;
+        let request_interval = ranged(
+            self.request_interval,
+            DEFAULT_REQUEST_INTERVAL,
+            1,
+            300,
+            "requestInterval",
+            "an interval in seconds",
+        )?;
+        let failure_threshold = ranged(
+            self.failure_threshold,
+            DEFAULT_FAILURE_THRESHOLD,
+            1,
+            10,
+            "failureThreshold",
+            "a failure threshold",
+        )?;
         if let Some(reference) = &self.caller_reference
             && !(1..=64).contains(&reference.chars().count())
         {
@@ -254,8 +273,10 @@ impl HealthCheckSpec {
                     ));
                 }
             }
-            config.health_threshold =
-                self.health_threshold.map(|t| ranged(Some(t), 0, 0, 256, "healthThreshold", "a health threshold")).transpose()?;
+            config.health_threshold = self
+                .health_threshold
+                .map(|t| ranged(Some(t), 0, 0, 256, "healthThreshold", "a health threshold"))
+                .transpose()?;
             config.child_health_checks = children;
             return Ok(config);
         }
@@ -341,17 +362,31 @@ mod tests {
         let tcp = HealthCheckSpec { ip: Some("8.8.8.8".into()), ..HealthCheckSpec::new(CheckType::Tcp) };
         assert_eq!(field(&tcp, strict), "port");
         assert_eq!(field(&HealthCheckSpec { port: Some(70000), ..http("8.8.8.8") }, strict), "port");
-        assert_eq!(field(&HealthCheckSpec { request_interval: Some(0), ..http("8.8.8.8") }, strict), "requestInterval");
-        assert_eq!(field(&HealthCheckSpec { failure_threshold: Some(11), ..http("8.8.8.8") }, strict), "failureThreshold");
+        assert_eq!(
+            field(&HealthCheckSpec { request_interval: Some(0), ..http("8.8.8.8") }, strict),
+            "requestInterval"
+        );
+        assert_eq!(
+            field(&HealthCheckSpec { failure_threshold: Some(11), ..http("8.8.8.8") }, strict),
+            "failureThreshold"
+        );
         assert_eq!(field(&HealthCheckSpec { path: Some("a b".into()), ..http("8.8.8.8") }, strict), "path");
-        assert_eq!(field(&HealthCheckSpec { search_string: Some(String::new()), ..http("8.8.8.8") }, strict), "searchString");
+        assert_eq!(
+            field(&HealthCheckSpec { search_string: Some(String::new()), ..http("8.8.8.8") }, strict),
+            "searchString"
+        );
         let tcp_path = HealthCheckSpec { port: Some(22), path: Some("/".into()), ..tcp.clone() };
         assert_eq!(field(&tcp_path, strict), "path");
-        let host = HealthCheckSpec { host: Some("localhost".into()), ..HealthCheckSpec::new(CheckType::Http) };
+        let host =
+            HealthCheckSpec { host: Some("localhost".into()), ..HealthCheckSpec::new(CheckType::Http) };
         assert_eq!(field(&host, strict), "host");
-        let host = HealthCheckSpec { host: Some("bad_host!".into()), ..HealthCheckSpec::new(CheckType::Http) };
+        let host =
+            HealthCheckSpec { host: Some("bad_host!".into()), ..HealthCheckSpec::new(CheckType::Http) };
         assert_eq!(field(&host, strict), "host");
-        let host = HealthCheckSpec { host: Some("WWW.Example.com.".into()), ..HealthCheckSpec::new(CheckType::Http) };
+        let host = HealthCheckSpec {
+            host: Some("WWW.Example.com.".into()),
+            ..HealthCheckSpec::new(CheckType::Http)
+        };
         assert_eq!(host.validate(&strict).unwrap().host.as_deref(), Some("www.example.com"));
         let children = HealthCheckSpec { child_health_checks: Some(vec!["H1".into()]), ..http("8.8.8.8") };
         assert_eq!(field(&children, strict), "childHealthChecks");

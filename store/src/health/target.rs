@@ -36,7 +36,10 @@ impl AddressClass {
     /// Whether the operator may allow this class (`--allow-private-targets`);
     /// the others are never probed.
     pub fn allowable(self) -> bool {
-        matches!(self, AddressClass::Loopback | AddressClass::Private | AddressClass::LinkLocal | AddressClass::Metadata)
+        matches!(
+            self,
+            AddressClass::Loopback | AddressClass::Private | AddressClass::LinkLocal | AddressClass::Metadata
+        )
     }
 
     /// A phrase for messages ("a loopback address").
@@ -140,7 +143,8 @@ fn in_v4(ip: Ipv4Addr, net: [u8; 4], len: u32) -> bool {
 }
 
 fn classify_v4(ip: Ipv4Addr) -> AddressClass {
-    const METADATA: [[u8; 4]; 4] = [[169, 254, 169, 254], [169, 254, 170, 2], [169, 254, 170, 23], [100, 100, 100, 200]];
+    const METADATA: [[u8; 4]; 4] =
+        [[169, 254, 169, 254], [169, 254, 170, 2], [169, 254, 170, 23], [100, 100, 100, 200]];
     if METADATA.iter().any(|m| ip.octets() == *m) {
         return AddressClass::Metadata;
     }
@@ -189,7 +193,10 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     if in_v6(ip, Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16) {
         return classify_v4(Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32));
     }
-    let metadata = [Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254), Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)];
+    let metadata = [
+        Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
+        Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23),
+    ];
     if metadata.contains(&ip) {
         return AddressClass::Metadata;
     }
