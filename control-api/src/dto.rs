@@ -21,9 +21,9 @@ pub struct Rrset {
     /// Owner name; relative to nothing, a trailing dot is optional.
     #[schema(example = "www.example.com.")]
     pub name: String,
-    /// Record type (A, AAAA, CAA, CNAME, HTTPS, MX, NAPTR, NS, PTR, SOA, SRV, SSHFP, SVCB, TLSA, TXT).
+    /// Record type.
     #[serde(rename = "type")]
-    #[schema(example = "A")]
+    #[schema(value_type = RecordType, example = "A")]
     pub rtype: String,
     /// Seconds; required unless `aliasTarget` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +67,43 @@ pub struct Rrset {
     /// What a policy group answers when every member is unhealthy (default ANSWER_ALL, Route 53's rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_unhealthy: Option<AllUnhealthy>,
+}
+
+/// The record types a record set may have (the OpenAPI schema of `type`;
+/// the server also accepts them in lower case).
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[allow(clippy::upper_case_acronyms, dead_code)]
+pub enum RecordType {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    AAAA,
+    /// Certification authority authorization.
+    CAA,
+    /// Canonical name.
+    CNAME,
+    /// HTTPS service binding.
+    HTTPS,
+    /// Mail exchange.
+    MX,
+    /// Naming authority pointer.
+    NAPTR,
+    /// Name server.
+    NS,
+    /// Pointer.
+    PTR,
+    /// Start of authority (apex only, UPSERT only).
+    SOA,
+    /// Service locator.
+    SRV,
+    /// SSH fingerprint.
+    SSHFP,
+    /// Service binding.
+    SVCB,
+    /// TLS association.
+    TLSA,
+    /// Text.
+    TXT,
 }
 
 /// A geolocation: a continent, or a country (with an optional subdivision);
@@ -324,6 +361,8 @@ pub struct ChangeItem {
 /// of record values, like Route 53).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"comment": "web servers", "changes": [{"action": "UPSERT",
+    "rrset": {"name": "www.example.com.", "type": "A", "ttl": 300, "records": ["192.0.2.1", "192.0.2.2"]}}]}))]
 pub struct ChangeBatch {
     /// A note kept with the change (at most 256 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]

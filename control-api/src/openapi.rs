@@ -30,7 +30,7 @@ use crate::routes::{changes, keys, rrsets, system, zonefile, zones};
         system::healthz, system::metrics,
     ),
     components(schemas(
-        ErrorBody, ErrorDetail, dto::Rrset, dto::GeoLocation, dto::GeoProximity, dto::Coordinates,
+        ErrorBody, ErrorDetail, dto::Rrset, dto::RecordType, dto::GeoLocation, dto::GeoProximity, dto::Coordinates,
         dto::Failover, dto::CidrRouting, dto::AliasTarget, dto::AllUnhealthy, dto::Action, dto::ChangeItem,
         dto::ChangeBatch, dto::Status, dto::Change, dto::CreateZone, dto::Zone, dto::ZoneList,
         dto::RrsetList, dto::CreateKey, dto::Key, dto::CreatedKey, dto::KeyList, dto::Health,

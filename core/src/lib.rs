@@ -5,6 +5,7 @@
 pub mod answer;
 pub mod cidr;
 pub mod geo;
+pub mod maxmind;
 pub mod model;
 pub mod names;
 pub mod policy;

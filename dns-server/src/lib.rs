@@ -5,7 +5,6 @@
 pub mod follower;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod geoip;
 pub mod listeners;
 pub mod metrics;
 pub mod usage;
@@ -134,8 +133,13 @@ pub enum DnsError {
         source: std::io::Error,
     },
     /// The geo database could not be read.
-    #[error(transparent)]
-    GeoIp(#[from] geoip::GeoIpError),
+    #[error("cannot read the geo database {path}: {reason}")]
+    GeoIp {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The first load from the database failed.
     #[error("loading zones failed: {0}")]
     Load(#[from] signpost_store::StoreError),
@@ -163,7 +167,7 @@ impl DnsServer {
         shutdown: watch::Receiver<bool>,
     ) -> Result<DnsServer, DnsError> {
         let geo: Arc<dyn GeoLocator> = match &config.geoip_db {
-            Some(path) => Arc::new(geoip::MaxMindLocator::open(path)?),
+            Some(path) => Arc::new(open_geoip(path)?),
             None => Arc::new(NoGeo),
         };
         let (udp, tcp) = bind_pair(config.addr).await?;
@@ -207,6 +211,13 @@ impl DnsServer {
         let _ = self.stop_flusher.send(true);
         let _ = self.flusher.await;
     }
+}
+
+/// Reads a MaxMind database file.
+pub fn open_geoip(path: &std::path::Path) -> Result<signpost_core::maxmind::MaxMindLocator, DnsError> {
+    let fail = |reason: String| DnsError::GeoIp { path: path.to_path_buf(), reason };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    signpost_core::maxmind::MaxMindLocator::from_bytes(bytes).map_err(|e| fail(e.to_string()))
 }
 
 /// Binds UDP and TCP on the same port (for port 0, retries until both agree).

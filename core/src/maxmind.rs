@@ -1,20 +1,18 @@
-//! Client location from a MaxMind DB file (GeoLite2-City, GeoIP2-City or
-//! any database with the same field names) through the `maxminddb` crate.
+//! Client location from a MaxMind DB (GeoLite2-City, GeoIP2-City or any
+//! database with the same field names) through the `maxminddb` crate. The
+//! database is given as bytes; reading the file is the caller's IO.
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use serde::Deserialize;
-use signpost_core::geo::{GeoLocator, Location};
-use signpost_core::model::Coordinates;
 
-/// Errors opening a geo database.
+use crate::geo::{GeoLocator, Location};
+use crate::model::Coordinates;
+
+/// A database that cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open the geo database {path}: {source}")]
-pub struct GeoIpError {
-    path: String,
-    source: maxminddb::MaxMindDbError,
-}
+#[error("not a MaxMind database: {0}")]
+pub struct GeoIpError(#[from] maxminddb::MaxMindDbError);
 
 /// A MaxMind database held in memory.
 pub struct MaxMindLocator {
@@ -49,11 +47,9 @@ struct Position {
 }
 
 impl MaxMindLocator {
-    /// Reads the database file.
-    pub fn open(path: &Path) -> Result<Self, GeoIpError> {
-        let reader = maxminddb::Reader::open_readfile(path)
-            .map_err(|source| GeoIpError { path: path.display().to_string(), source })?;
-        Ok(MaxMindLocator { reader })
+    /// A locator over the database's bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, GeoIpError> {
+        Ok(MaxMindLocator { reader: maxminddb::Reader::from_source(bytes)? })
     }
 }
 
