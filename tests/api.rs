@@ -827,7 +827,7 @@ async fn validation_errors_name_the_field() {
         (
             json!([create(weighted("a", json!({"geoLocation": {"country": "ZZ"}})))]),
             "changes[0].rrset.geoLocation.country",
-            "BOGUS",
+            "ISO 3166-1",
         ),
         (
             json!([create(weighted("a", json!({"geoLocation": {"country": "US", "subdivision": "QQ"}})))]),
