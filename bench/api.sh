@@ -81,7 +81,10 @@ def pct(values, p):
 def batch(name, ip):
     return {"changes": [{"action": "CREATE", "rrset": {"name": name, "type": "A", "ttl": 60, "records": [ip]}}]}
 
-def throughput(label, zone_for_worker):
+def upsert(name, ip):
+    return {"changes": [{"action": "UPSERT", "rrset": {"name": name, "type": "A", "ttl": 60, "records": [ip]}}]}
+
+def throughput(label, zone_for_worker, make=batch, fixed_name=False):
     per = batches // concurrency
     lat = [[] for _ in range(concurrency)]
     def worker(w):
@@ -89,7 +92,8 @@ def throughput(label, zone_for_worker):
         zone, apex = zone_for_worker(w)
         for i in range(per):
             t = time.perf_counter()
-            call(conn, "POST", f"/v1/zones/{zone}/changes", batch(f"w{w}-{i}.{apex}", f"10.{w}.{i // 250}.{i % 250 + 1}"))
+            name = f"w{w}.{apex}" if fixed_name else f"w{w}-{i}.{apex}"
+            call(conn, "POST", f"/v1/zones/{zone}/changes", make(name, f"10.{w}.{i // 250}.{i % 250 + 1}"))
             lat[w].append(time.perf_counter() - t)
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(concurrency)]
     start = time.perf_counter()
@@ -104,10 +108,13 @@ conn = connect()
 shared = call(conn, "POST", "/v1/zones", {"name": "shared.bench-api.test."})
 own = [call(conn, "POST", "/v1/zones", {"name": f"w{w}.bench-api.test."}) for w in range(concurrency)]
 print()
-print("| batches of 1 CREATE | clients | batches | batches/s | p50 ms | p99 ms | max ms |")
+fixed = [call(conn, "POST", "/v1/zones", {"name": f"u{w}.bench-api.test."}) for w in range(concurrency)]
+print("| batches of one change | clients | batches | batches/s | p50 ms | p99 ms | max ms |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-throughput("one zone for all clients", lambda w: (shared["id"], shared["name"]))
-throughput("a zone per client", lambda w: (own[w]["id"], own[w]["name"]))
+throughput("CREATE, one zone for all clients (grows to BATCHES sets)", lambda w: (shared["id"], shared["name"]))
+throughput("CREATE, a zone per client (each grows to BATCHES/clients)", lambda w: (own[w]["id"], own[w]["name"]))
+throughput("UPSERT of one name, a zone per client (stays 3 sets)", lambda w: (fixed[w]["id"], fixed[w]["name"]),
+           make=upsert, fixed_name=True)
 
 def query(name):
     qid = random.randrange(65536)
