@@ -365,6 +365,7 @@ async fn killed_primary_fails_over_within_interval_times_threshold() {
 
     endpoint.kill();
     let took = until_answer(&server, SECONDARY, Duration::from_secs(10));
+    eprintln!("killed primary: secondary answered after {took:?}");
     // interval 1 s × threshold 2 + 1 s
     assert!(took <= Duration::from_secs(3), "failover took {took:?}");
     let status = s.status(&check).await;
@@ -392,6 +393,7 @@ async fn frozen_primary_fails_over_through_the_timeout() {
 
     endpoint.freeze();
     let took = until_answer(&server, SECONDARY, Duration::from_secs(10));
+    eprintln!("frozen primary: secondary answered after {took:?}");
     // interval 1 s × (threshold 2 + 1) + 1 s: each probe waits for its timeout.
     assert!(took <= Duration::from_secs(4), "failover took {took:?}");
     let status = s.status(&check).await;
