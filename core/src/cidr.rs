@@ -179,7 +179,7 @@ impl<T> PrefixMap<T> {
             map.entries.push((prefix, value));
         }
         map.lengths = map.by_len.keys().copied().collect();
-        map.lengths.sort_by(|a, b| b.1.cmp(&a.1));
+        map.lengths.sort_by_key(|l| std::cmp::Reverse(l.1));
         // Direct children (maximal blocks strictly inside) and top-level blocks.
         let n = map.entries.len();
         map.children = vec![Vec::new(); n];

@@ -182,7 +182,7 @@ fn geolocation<'a>(group: &'a PolicyGroup, env: &mut dyn PolicyEnv) -> Decision<
     let location = env.location();
     let scope = location.as_ref().map_or(0, |l| l.network_len);
     let find = |pred: &dyn Fn(&crate::model::GeoLocation) -> bool| {
-        group.members.iter().find(|m| m.routing.geo_location.as_ref().is_some_and(|g| pred(g)))
+        group.members.iter().find(|m| m.routing.geo_location.as_ref().is_some_and(pred))
     };
     let mut chain: Vec<&Member> = Vec::with_capacity(4);
     if let Some(loc) = &location {

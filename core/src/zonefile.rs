@@ -182,7 +182,7 @@ txt IN TXT \"hello world\"\n";
 
     #[test]
     fn route53_order_puts_apex_and_parents_first() {
-        let mut sets = vec![
+        let mut sets = [
             RecordSet::simple("b.example.com.", "A", 1, &["192.0.2.1"]),
             RecordSet::simple("a.b.example.com.", "A", 1, &["192.0.2.1"]),
             RecordSet::simple("example.com.", "NS", 1, &["ns."]),
