@@ -191,7 +191,12 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let store = open_store(cli.database_url.as_deref(), &cli.state_dir).await?;
+    // Services wait for a database that is down; one-shot commands fail fast.
+    let wait = matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Dns { .. } | Command::Api { .. } | Command::Checker { .. }
+    );
+    let store = open_store(cli.database_url.as_deref(), &cli.state_dir, wait).await?;
     match cli.command {
         Command::Migrate => {
             println!("migrations applied");
@@ -270,7 +275,10 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// Finds the database, connects, and applies pending migrations.
-async fn open_store(configured: Option<&str>, state_dir: &Path) -> Result<Store> {
+/// Finds the database, connects, and applies pending migrations. With
+/// `wait`, an unreachable database is retried (services started before
+/// their database come up by themselves); otherwise it is an error.
+async fn open_store(configured: Option<&str>, state_dir: &Path, wait: bool) -> Result<Store> {
     let located = locate_database(configured, state_dir, "signpost").await?;
     match &located.origin {
         DatabaseOrigin::Configured => {}
@@ -279,9 +287,26 @@ async fn open_store(configured: Option<&str>, state_dir: &Path) -> Result<Store>
             tracing::info!(data_dir = %data_dir.display(), "using a private PostgreSQL cluster")
         }
     }
-    let store = Store::connect(&located.url).await.context("connecting to PostgreSQL")?;
-    store.migrate().await.context("applying migrations")?;
-    Ok(store)
+    let mut delay = std::time::Duration::from_millis(250);
+    loop {
+        let attempt = async {
+            let store = Store::connect(&located.url).await?;
+            store.migrate().await?;
+            Ok::<_, signpost_store::StoreError>(store)
+        };
+        match attempt.await {
+            Ok(store) => return Ok(store),
+            Err(e) if wait && e.is_unavailable() => {
+                tracing::warn!(error = %e, retry_in = ?delay, "PostgreSQL unreachable; waiting for it");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted while waiting for PostgreSQL"),
+                }
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).context("connecting to PostgreSQL and applying migrations"),
+        }
+    }
 }
 
 async fn start_dns(

@@ -4,11 +4,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -1168,96 +1164,15 @@ async fn openapi_document_and_metrics_are_served() {
     assert_eq!(health, json!({"status": "ok", "database": "up"}));
 }
 
-/// A TCP proxy in front of PostgreSQL that can go away (its port closed and
-/// its connections cut) and come back on the same port: a real outage of
-/// the database as the API sees it.
-struct DbProxy {
-    port: u16,
-    upstream: String,
-    stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl DbProxy {
-    fn start(upstream: String) -> DbProxy {
-        let mut proxy = DbProxy {
-            port: 0,
-            upstream,
-            stop: Arc::new(AtomicBool::new(false)),
-            conns: Arc::new(Mutex::new(Vec::new())),
-        };
-        proxy.up();
-        proxy
-    }
-
-    fn up(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind the proxy");
-        self.port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        self.stop = stop.clone();
-        let conns = self.conns.clone();
-        let upstream = self.upstream.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        let _ = client.set_nonblocking(false);
-                        let Ok(server) = TcpStream::connect(&upstream) else { continue };
-                        let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else { continue };
-                        if let (Ok(c3), Ok(s3)) = (client.try_clone(), server.try_clone()) {
-                            conns.lock().unwrap().extend([c3, s3]);
-                        }
-                        pipe(client, s2);
-                        pipe(server, c2);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-    }
-
-    fn down(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(50)); // the accept loop drops the listener
-        for conn in self.conns.lock().unwrap().drain(..) {
-            let _ = conn.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
-impl Drop for DbProxy {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
-        let _ = to.shutdown(std::net::Shutdown::Both);
-        let _ = to.flush();
-    });
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_database_gives_a_quick_503_and_the_api_recovers() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let key = account_key(&db, "outage");
-    let options = sqlx::postgres::PgConnectOptions::from_str(&db.url).unwrap();
-    let host = options.get_host().to_string();
-    if host.starts_with('/') {
-        eprintln!("skipped: the test database is on a Unix socket ({host}); the proxy needs TCP");
+    let Some((mut proxy, url)) = proxied_url(&db) else {
+        eprintln!("skipped: the test database is on a Unix socket; the proxy needs TCP");
         return;
-    }
-    let mut proxy = DbProxy::start(format!("{host}:{}", options.get_port()));
-    let url = format!(
-        "postgres://{}@127.0.0.1:{}/{}?sslmode=disable",
-        options.get_username(),
-        proxy.port,
-        options.get_database().unwrap_or("postgres")
-    );
+    };
     let args: Vec<String> = ["api", "--api-addr", "127.0.0.1:0", "--api-db-timeout-ms", "500"]
         .iter()
         .map(|s| s.to_string())

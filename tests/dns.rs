@@ -395,3 +395,26 @@ fn soa_serial(message: &Message) -> u32 {
         other => panic!("not an SOA: {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dns_server_started_before_its_database_serves_once_the_database_is_up() {
+    let db = TestDb::new().await;
+    let file = repo_root().join("zones/example.com.zone");
+    assert!(run_cli(&db, &["zone", "import", file.to_str().unwrap()]).status.success());
+    let Some((mut proxy, url)) = proxied_url(&db) else {
+        eprintln!("skipped: the test database is on a Unix socket; the proxy needs TCP");
+        return;
+    };
+    proxy.down();
+    // The database comes up 4 s after the server starts (past the bootstrap's own probe).
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(4000));
+        proxy.up();
+        proxy
+    });
+    let args: Vec<String> = ["dns", "--dns-addr", "127.0.0.1:0"].iter().map(|s| s.to_string()).collect();
+    let server = Signpost::launch(&url, &args, true, false, &[]);
+    let _proxy = opener.join().unwrap();
+    assert!(server.log().contains("waiting for it"), "{}", server.log());
+    assert_eq!(ask(server.dns, "www.example.com.", RecordType::A).answers.len(), 3);
+}

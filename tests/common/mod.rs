@@ -3,10 +3,12 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
@@ -97,11 +99,24 @@ impl Signpost {
     }
 
     fn spawn(db: &TestDb, args: &[String], with_api: bool, envs: &[(&str, &str)]) -> Signpost {
+        Signpost::launch(&db.url, args, true, with_api, envs)
+    }
+
+    /// Starts `signpost ARGS` with `DATABASE_URL=url` and waits for the
+    /// `dns listening on` / `api listening on` lines asked for. A process
+    /// without DNS has `dns` 0.0.0.0:0.
+    pub fn launch(
+        url: &str,
+        args: &[String],
+        need_dns: bool,
+        need_api: bool,
+        envs: &[(&str, &str)],
+    ) -> Signpost {
         let stderr_path = std::env::temp_dir().join(format!("signpost-test-{}.log", rand::random::<u64>()));
         let stderr = std::fs::File::create(&stderr_path).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
             .args(args)
-            .env("DATABASE_URL", &db.url)
+            .env("DATABASE_URL", url)
             .env("RUST_LOG", "info,signpost_dns=debug,sqlx=warn")
             .envs(envs.iter().copied())
             .stdout(Stdio::piped())
@@ -118,15 +133,12 @@ impl Signpost {
         let mut dns = None;
         let mut api = None;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while dns.is_none() || (with_api && api.is_none()) {
+        while (need_dns && dns.is_none()) || (need_api && api.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => {
-                    let _ = child.kill();
-                    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                    panic!("signpost did not start listening:\n{log}");
-                }
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!("signpost did not start listening:\n{log}");
             };
             if let Some(addr) = line.strip_prefix("dns listening on ") {
                 dns = addr.trim().parse().ok();
@@ -135,7 +147,8 @@ impl Signpost {
                 api = addr.trim().parse().ok();
             }
         }
-        Signpost { child, dns: dns.expect("dns address"), api, stderr_path }
+        let dns = dns.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        Signpost { child, dns, api, stderr_path }
     }
 
     /// The process id (for signals).
@@ -299,42 +312,7 @@ impl Signpost {
     /// `api listening on` line (and `dns listening on` when `with_dns`).
     /// Without DNS, `dns` is 0.0.0.0:0.
     pub fn start_with_url(url: &str, args: &[String], with_dns: bool) -> Signpost {
-        let stderr_path = std::env::temp_dir().join(format!("signpost-test-{}.log", rand::random::<u64>()));
-        let stderr = std::fs::File::create(&stderr_path).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .args(args)
-            .env("DATABASE_URL", url)
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start signpost");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut dns = None;
-        let mut api = None;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while api.is_none() || (with_dns && dns.is_none()) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = rx.recv_timeout(left) else {
-                let _ = child.kill();
-                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                panic!("signpost did not start listening:\n{log}");
-            };
-            if let Some(addr) = line.strip_prefix("dns listening on ") {
-                dns = addr.trim().parse().ok();
-            }
-            if let Some(addr) = line.strip_prefix("api listening on ") {
-                api = addr.trim().parse().ok();
-            }
-        }
-        let dns = dns.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        Signpost { child, dns, api, stderr_path }
+        Signpost::launch(url, args, with_dns, true, &[])
     }
 
     /// The API's address (panics for a process without the API).
@@ -435,4 +413,99 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&data[end + 2..end + 2 + size]);
         data = &data[(end + 4 + size).min(data.len())..];
     }
+}
+
+/// A TCP proxy in front of PostgreSQL that can go away (its port closed and
+/// its connections cut) and come back on the same port: a real outage of
+/// the database as the API sees it.
+pub struct DbProxy {
+    /// The proxy's port on 127.0.0.1.
+    pub port: u16,
+    upstream: String,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl DbProxy {
+    /// A proxy to `upstream` (host:port), up.
+    pub fn start(upstream: String) -> DbProxy {
+        let mut proxy = DbProxy {
+            port: 0,
+            upstream,
+            stop: Arc::new(AtomicBool::new(false)),
+            conns: Arc::new(Mutex::new(Vec::new())),
+        };
+        proxy.up();
+        proxy
+    }
+
+    /// Listens again on the same port.
+    pub fn up(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind the proxy");
+        self.port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = stop.clone();
+        let conns = self.conns.clone();
+        let upstream = self.upstream.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                        let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else { continue };
+                        if let (Ok(c3), Ok(s3)) = (client.try_clone(), server.try_clone()) {
+                            conns.lock().expect("proxy connections").extend([c3, s3]);
+                        }
+                        pipe(client, s2);
+                        pipe(server, c2);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+    }
+
+    /// Closes the port and cuts every connection.
+    pub fn down(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50)); // the accept loop drops the listener
+        for conn in self.conns.lock().expect("proxy connections").drain(..) {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+        let _ = to.flush();
+    });
+}
+
+/// A URL to the test database through a new proxy (None when the test
+/// database is reached over a Unix socket, which the proxy cannot carry).
+pub fn proxied_url(db: &TestDb) -> Option<(DbProxy, String)> {
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&db.url).ok()?;
+    let host = options.get_host().to_string();
+    if host.starts_with('/') {
+        return None;
+    }
+    let proxy = DbProxy::start(format!("{host}:{}", options.get_port()));
+    let url = format!(
+        "postgres://{}@127.0.0.1:{}/{}?sslmode=disable",
+        options.get_username(),
+        proxy.port,
+        options.get_database().unwrap_or("postgres")
+    );
+    Some((proxy, url))
 }
