@@ -308,10 +308,8 @@ fn resolve<'s, R: RngCore>(
     let wanted = if qtype == RecordType::ANY { minimal_any_type(node) } else { Some(qtype) };
     if let Some(entry) = wanted.and_then(|t| node.get(t)) {
         let before = out.answers.len();
-        if !select_records(ctx, &entry.group, entry.rtype, owner.as_ref(), out, depth) {
-            return;
-        }
-        if out.answers.len() > before || out.rcode != ResponseCode::NoError {
+        let chosen = select_records(ctx, &entry.group, entry.rtype, owner.as_ref(), out, depth);
+        if out.rcode != ResponseCode::NoError || (chosen && out.answers.len() > before) {
             return;
         }
     } else if qtype != RecordType::CNAME
@@ -319,6 +317,9 @@ fn resolve<'s, R: RngCore>(
     {
         let before = out.answers.len();
         if !select_records(ctx, &cname.group, RecordType::CNAME, owner.as_ref(), out, depth) {
+            if out.rcode == ResponseCode::NoError {
+                out.authority.push(Cow::Borrowed(zone.negative_soa()));
+            }
             return;
         }
         let target = out.answers[before..].iter().find_map(|r| match &r.data {
@@ -474,6 +475,7 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
+    use crate::model::RecordSet;
     use crate::snapshot::tests::example_zone;
 
     fn ask(snapshot: &Snapshot, name: &str, qtype: RecordType) -> Answer<'static> {
@@ -559,6 +561,24 @@ mod tests {
         assert_eq!(texts(&r.authority), ["sub.example.com. NS ns.sub.example.com."]);
         assert_eq!(texts(&r.additional), ["ns.sub.example.com. A 192.0.2.54"]);
         assert!(r.additional_required);
+    }
+
+    #[test]
+    fn a_policy_group_that_decides_nodata_answers_with_the_soa() {
+        use crate::model::{GeoLocation, HostedZone};
+        let mut us = RecordSet::simple("geo.example.com.", "A", 60, &["192.0.2.1"]);
+        us.set_identifier = Some("us".into());
+        us.geo_location = Some(GeoLocation { country: Some("US".into()), ..GeoLocation::default() });
+        let rrsets = vec![RecordSet::simple("example.com.", "SOA", 900, &["ns. h. 1 2 3 4 60"]), us];
+        let zone =
+            HostedZone { id: "Z".into(), account_id: "A".into(), name: "example.com.".into(), serial: 1 };
+        let s = Snapshot::from_zones([Arc::new(crate::snapshot::ZoneContent::build(zone, &rrsets).unwrap())]);
+        // No location, no default: NODATA, with the SOA for negative caching.
+        let a = ask(&s, "geo.example.com.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert!(a.answers.is_empty());
+        assert_eq!(texts(&a.authority).len(), 1);
+        assert_eq!(a.authority[0].record_type(), RecordType::SOA);
     }
 
     #[test]

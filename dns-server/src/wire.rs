@@ -94,16 +94,7 @@ pub fn handle_request<'s, R: RngCore>(
         if req_edns.version() > 0 {
             metadata.response_code = ResponseCode::BADVERS;
             response_edns = Some(edns);
-            return Some(emit(
-                &metadata,
-                query,
-                &[],
-                &[],
-                &[],
-                response_edns.as_ref(),
-                None,
-                UsageCategory::Standard,
-            ));
+            return Some(empty(&metadata, query, response_edns.as_ref()));
         }
         if transport == Transport::Udp {
             limit = req_edns.max_payload().clamp(UDP_PLAIN_LIMIT, UDP_PAYLOAD_CAP);
@@ -121,32 +112,13 @@ pub fn handle_request<'s, R: RngCore>(
         response_edns = Some(edns);
     }
 
-    if query.query_class() != DNSClass::IN {
+    // Other classes are not served; zone transfers are not offered (zones
+    // are replicated through PostgreSQL).
+    if query.query_class() != DNSClass::IN
+        || matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
+    {
         metadata.response_code = ResponseCode::Refused;
-        return Some(emit(
-            &metadata,
-            query,
-            &[],
-            &[],
-            &[],
-            response_edns.as_ref(),
-            None,
-            UsageCategory::Standard,
-        ));
-    }
-    if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) {
-        // Zone transfers are not offered (zones are replicated through PostgreSQL).
-        metadata.response_code = ResponseCode::Refused;
-        return Some(emit(
-            &metadata,
-            query,
-            &[],
-            &[],
-            &[],
-            response_edns.as_ref(),
-            None,
-            UsageCategory::Standard,
-        ));
+        return Some(empty(&metadata, query, response_edns.as_ref()));
     }
 
     let result =
@@ -188,6 +160,11 @@ fn render<'s>(
     }
     metadata.truncation = true;
     emit(&metadata, query, &[], &[], &[], edns, zone_usage, result.category)
+}
+
+/// A response with the question (and OPT) but no records.
+fn empty<'s>(metadata: &Metadata, query: &hickory_proto::op::Query, edns: Option<&Edns>) -> Response<'s> {
+    emit(metadata, query, &[], &[], &[], edns, None, UsageCategory::Standard)
 }
 
 #[allow(clippy::too_many_arguments)]
