@@ -58,6 +58,12 @@ enum Command {
         api_addr: SocketAddr,
         #[command(flatten)]
         api: ApiArgs,
+        /// Allow health checks of loopback, private, link-local and cloud-metadata addresses.
+        #[arg(long)]
+        allow_private_targets: bool,
+        /// MaxMind DB file for client locations in TestDNSAnswer (use the DNS servers' file).
+        #[arg(long)]
+        geoip_db: Option<PathBuf>,
         #[command(flatten)]
         zones: ZoneArgs,
     },
@@ -116,6 +122,9 @@ struct ApiArgs {
     /// Longest wait for a database connection before answering 503, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     api_db_timeout_ms: u64,
+    /// JSON price list for usage costs (PriceTable's camelCase fields; missing ones keep Route 53's prices).
+    #[arg(long)]
+    prices: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -231,7 +240,13 @@ async fn run(cli: Cli) -> Result<()> {
             let dns_server = start_dns(&store, &dns, Some(registry.clone()), shutdown.clone()).await?;
             let checker_config = CheckerConfig::new("local", TargetPolicy::ALLOW_PRIVATE);
             let checker = start_checker(&store, checker_config, shutdown.clone()).await?;
-            let api = start_api(&store, api_addr, &api, defaults, registry, shutdown).await?;
+            // `serve` is for local use: private health-check targets are allowed.
+            let setup = ApiSetup {
+                zone_defaults: defaults,
+                target_policy: TargetPolicy::ALLOW_PRIVATE,
+                geoip_db: dns.geoip_db.as_deref(),
+            };
+            let api = start_api(&store, api_addr, &api, setup, registry, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             dns_server.join().await;
@@ -261,11 +276,14 @@ async fn run(cli: Cli) -> Result<()> {
             dns_server.join().await;
             Ok(())
         }
-        Command::Api { api_addr, api, zones } => {
+        Command::Api { api_addr, api, allow_private_targets, geoip_db, zones } => {
             let (stop, shutdown) = watch::channel(false);
-            let defaults = ZoneDefaults { nameservers: zones.nameservers };
-            let api =
-                start_api(&store, api_addr, &api, defaults, prometheus::Registry::new(), shutdown).await?;
+            let setup = ApiSetup {
+                zone_defaults: ZoneDefaults { nameservers: zones.nameservers },
+                target_policy: TargetPolicy { allow_private: allow_private_targets },
+                geoip_db: geoip_db.as_deref(),
+            };
+            let api = start_api(&store, api_addr, &api, setup, prometheus::Registry::new(), shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             let _ = api.await;
@@ -355,13 +373,23 @@ async fn start_checker(
     Ok(checker)
 }
 
+/// What `serve` and `api` set differently for the API.
+struct ApiSetup<'a> {
+    /// SOA and NS of new zones.
+    zone_defaults: ZoneDefaults,
+    /// Which health-check targets may be created.
+    target_policy: TargetPolicy,
+    /// MaxMind DB for TestDNSAnswer's client locations.
+    geoip_db: Option<&'a Path>,
+}
+
 /// Starts the HTTP API on its own connection pool, whose short acquire
 /// timeout turns an unreachable database into a quick 503.
 async fn start_api(
     store: &Store,
     addr: SocketAddr,
     args: &ApiArgs,
-    zone_defaults: ZoneDefaults,
+    setup: ApiSetup<'_>,
     registry: prometheus::Registry,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
@@ -372,10 +400,31 @@ async fn start_api(
         (Some(per_second), Some(burst)) => Some(signpost_api::RateLimit { per_second, burst }),
         _ => None,
     };
+    let geo = match setup.geoip_db {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let locator = signpost_core::maxmind::MaxMindLocator::from_bytes(bytes)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(std::sync::Arc::new(locator) as std::sync::Arc<dyn signpost_core::geo::GeoLocator>)
+        }
+        None => None,
+    };
+    let prices = match &args.prices {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            signpost_api::pricing::parse_price_table(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => Default::default(),
+    };
     let config = signpost_api::ApiConfig {
         max_body_bytes: args.api_max_body,
         rate_limit,
-        zone_defaults,
+        zone_defaults: setup.zone_defaults,
+        target_policy: setup.target_policy,
+        geo,
+        prices,
         ..Default::default()
     };
     let api_store = store.with_pool(16, std::time::Duration::from_millis(args.api_db_timeout_ms.max(1)));

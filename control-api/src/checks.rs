@@ -59,7 +59,8 @@ pub fn check_comment(comment: Option<&str>, field: &str) -> Result<(), Validatio
     Ok(())
 }
 
-fn is_region_code(code: &str) -> bool {
+/// Whether `code` has the shape of a cloud region code (`us-east-1`, `us-gov-west-1`).
+pub fn is_region_code(code: &str) -> bool {
     // us-east-1, eu-central-2, us-gov-west-1, eusc-de-east-1, ...
     let parts: Vec<&str> = code.split('-').collect();
     parts.len() >= 3

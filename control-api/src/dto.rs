@@ -12,6 +12,20 @@ use signpost_store::api::{ApiKeyInfo, ZoneDetails};
 use signpost_store::{ChangeAction, ChangeStatus};
 use utoipa::ToSchema;
 
+mod health;
+mod routing;
+mod usage;
+
+pub use health::{
+    CheckerStatus, CreateHealthCheck, HealthCheck, HealthCheckList, HealthCheckType, HealthStatus,
+    OverrideState, SetOverride,
+};
+pub use routing::{
+    CidrCollection, CidrCollectionBody, CidrCollectionList, CidrLocation, DnsAnswer, LatencyEntry,
+    LatencyTable, Region, RegionList,
+};
+pub use usage::{AccountCost, AccountUsage, QueryCosts, QueryCounts, ZoneCost, ZoneUsage};
+
 /// A record set: one name and type, with records (and a TTL) or an alias
 /// target, and the routing fields of its policy group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -1,7 +1,8 @@
 //! signpost-api: the HTTP side of Signpost. The /v1 control API (API keys,
-//! hosted zones, record sets and atomic change batches, zone files) with
-//! bearer-key authentication, per-key rate limits and JSON errors; its
-//! OpenAPI document; `/healthz` and Prometheus `/metrics`.
+//! hosted zones, record sets and atomic change batches, zone files, health
+//! checks, CIDR collections, the latency table and regions, TestDNSAnswer,
+//! usage and cost) with bearer-key authentication, per-key rate limits and
+//! JSON errors; its OpenAPI document; `/healthz` and Prometheus `/metrics`.
 //!
 //! Only this crate knows HTTP. Handlers live in [`routes`], one module per
 //! resource; the store does the SQL, core the validation of names and data,
@@ -15,6 +16,7 @@ pub mod extract;
 pub mod geo;
 pub mod metrics;
 pub mod openapi;
+pub mod pricing;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -25,7 +27,10 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
+use signpost_core::geo::GeoLocator;
+use signpost_core::usage::PriceTable;
+use signpost_store::health::TargetPolicy;
 use signpost_store::{Store, ZoneDefaults};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,7 +44,7 @@ use metrics::HttpMetrics;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Settings of the API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiConfig {
     /// Largest request body (413 above).
     pub max_body_bytes: usize,
@@ -49,6 +54,26 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// SOA and NS of zones created through the API.
     pub zone_defaults: ZoneDefaults,
+    /// Which health-check targets may be created (default: public addresses only).
+    pub target_policy: TargetPolicy,
+    /// Where clients are, for TestDNSAnswer (`None`: every location unknown).
+    pub geo: Option<Arc<dyn GeoLocator>>,
+    /// Prices of usage (default: Route 53's).
+    pub prices: PriceTable,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("rate_limit", &self.rate_limit)
+            .field("request_timeout", &self.request_timeout)
+            .field("zone_defaults", &self.zone_defaults)
+            .field("target_policy", &self.target_policy)
+            .field("geo", &self.geo.is_some())
+            .field("prices", &self.prices)
+            .finish()
+    }
 }
 
 impl Default for ApiConfig {
@@ -58,6 +83,9 @@ impl Default for ApiConfig {
             rate_limit: Some(RateLimit::default()),
             request_timeout: Duration::from_secs(30),
             zone_defaults: ZoneDefaults::default(),
+            target_policy: TargetPolicy::STRICT,
+            geo: None,
+            prices: PriceTable::default(),
         }
     }
 }
@@ -100,7 +128,10 @@ async fn time_limit(State(state): State<ApiState>, req: Request, next: Next) -> 
 
 /// The router of every HTTP route.
 pub fn router(state: ApiState) -> Router {
-    use routes::{changes, keys, rrsets, system, zonefile, zones};
+    use routes::{
+        changes, cidr_collections, health_checks, keys, regions, rrsets, system, test_dns, usage, zonefile,
+        zones,
+    };
     let v1 = Router::new()
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", get(keys::get_key).delete(keys::delete_key))
@@ -110,6 +141,32 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/zones/{id}/changes", axum::routing::post(changes::change_rrsets))
         .route("/v1/zones/{id}/zonefile", get(zonefile::export_zone).post(zonefile::import_zone))
         .route("/v1/changes/{id}", get(changes::get_change))
+        .route("/v1/zones/{id}/test-dns-answer", get(test_dns::test_dns_answer))
+        .route("/v1/zones/{id}/usage", get(usage::get_zone_usage))
+        .route("/v1/usage", get(usage::get_account_usage))
+        .route(
+            "/v1/health-checks",
+            get(health_checks::list_health_checks).post(health_checks::create_health_check),
+        )
+        .route(
+            "/v1/health-checks/{id}",
+            get(health_checks::get_health_check).delete(health_checks::delete_health_check),
+        )
+        .route("/v1/health-checks/{id}/status", get(health_checks::health_check_status))
+        .route("/v1/health-checks/{id}/override", put(health_checks::set_override))
+        .route(
+            "/v1/cidr-collections",
+            get(cidr_collections::list_collections).post(cidr_collections::create_collection),
+        )
+        .route(
+            "/v1/cidr-collections/{id}",
+            get(cidr_collections::get_collection)
+                .put(cidr_collections::replace_collection)
+                .delete(cidr_collections::delete_collection),
+        )
+        .route("/v1/latency-table", get(regions::get_latency_table).put(regions::put_latency_table))
+        .route("/v1/regions", get(regions::list_regions))
+        .route("/v1/regions/{code}", put(regions::put_region).delete(regions::delete_region))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     let public = Router::new()
         .route("/healthz", get(system::healthz))

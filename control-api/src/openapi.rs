@@ -11,7 +11,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{changes, keys, rrsets, system, zonefile, zones};
+use crate::routes::{
+    changes, cidr_collections, health_checks, keys, regions, rrsets, system, test_dns, usage, zonefile, zones,
+};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -26,7 +28,14 @@ use crate::routes::{changes, keys, rrsets, system, zonefile, zones};
         keys::create_key, keys::list_keys, keys::get_key, keys::delete_key,
         zones::create_zone, zones::list_zones, zones::get_zone, zones::delete_zone,
         rrsets::list_rrsets, changes::change_rrsets, changes::get_change,
-        zonefile::export_zone, zonefile::import_zone,
+        zonefile::export_zone, zonefile::import_zone, test_dns::test_dns_answer,
+        health_checks::create_health_check, health_checks::list_health_checks, health_checks::get_health_check,
+        health_checks::delete_health_check, health_checks::health_check_status, health_checks::set_override,
+        cidr_collections::create_collection, cidr_collections::list_collections, cidr_collections::get_collection,
+        cidr_collections::replace_collection, cidr_collections::delete_collection,
+        regions::get_latency_table, regions::put_latency_table, regions::list_regions, regions::put_region,
+        regions::delete_region,
+        usage::get_zone_usage, usage::get_account_usage,
         system::healthz, system::metrics,
     ),
     components(schemas(
@@ -34,6 +43,11 @@ use crate::routes::{changes, keys, rrsets, system, zonefile, zones};
         dto::Failover, dto::CidrRouting, dto::AliasTarget, dto::AllUnhealthy, dto::Action, dto::ChangeItem,
         dto::ChangeBatch, dto::Status, dto::Change, dto::CreateZone, dto::Zone, dto::ZoneList,
         dto::RrsetList, dto::CreateKey, dto::Key, dto::CreatedKey, dto::KeyList, dto::Health,
+        dto::HealthCheckType, dto::CreateHealthCheck, dto::HealthCheck, dto::HealthCheckList, dto::OverrideState,
+        dto::SetOverride, dto::CheckerStatus, dto::HealthStatus,
+        dto::CidrLocation, dto::CidrCollectionBody, dto::CidrCollection, dto::CidrCollectionList,
+        dto::LatencyEntry, dto::LatencyTable, dto::Region, dto::RegionList, dto::DnsAnswer,
+        dto::QueryCounts, dto::QueryCosts, dto::ZoneCost, dto::ZoneUsage, dto::AccountCost, dto::AccountUsage,
     )),
     modifiers(&CommonAnswers),
     security(("bearer" = [])),
@@ -41,6 +55,9 @@ use crate::routes::{changes, keys, rrsets, system, zonefile, zones};
         (name = "keys", description = "API keys of the account"),
         (name = "zones", description = "Hosted zones and zone files"),
         (name = "record sets", description = "Record sets, change batches and their propagation"),
+        (name = "health checks", description = "Health checks, their verdicts and overrides"),
+        (name = "routing", description = "CIDR collections, the measured latency table and regions"),
+        (name = "usage", description = "Queries by category and their cost"),
         (name = "system", description = "Liveness and metrics (no key)"),
     ),
 )]
@@ -122,6 +139,18 @@ mod tests {
             "/v1/zones/{id}/changes",
             "/v1/changes/{id}",
             "/v1/zones/{id}/zonefile",
+            "/v1/zones/{id}/test-dns-answer",
+            "/v1/zones/{id}/usage",
+            "/v1/usage",
+            "/v1/health-checks",
+            "/v1/health-checks/{id}",
+            "/v1/health-checks/{id}/status",
+            "/v1/health-checks/{id}/override",
+            "/v1/cidr-collections",
+            "/v1/cidr-collections/{id}",
+            "/v1/latency-table",
+            "/v1/regions",
+            "/v1/regions/{code}",
             "/healthz",
             "/metrics",
         ] {

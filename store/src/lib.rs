@@ -8,6 +8,7 @@ pub mod bootstrap;
 mod changes;
 pub mod health;
 pub mod routing;
+pub mod routing_api;
 mod rows;
 pub mod usage;
 

@@ -509,3 +509,49 @@ pub fn proxied_url(db: &TestDb) -> Option<(DbProxy, String)> {
     );
     Some((proxy, url))
 }
+
+impl Signpost {
+    /// `signpost api` only, on port 0 (no DNS server, no checker).
+    pub fn api_only(db: &TestDb, extra: &[&str]) -> Signpost {
+        let mut args = vec!["api".to_string(), "--api-addr".into(), "127.0.0.1:0".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Signpost::launch(&db.url, &args, false, true, &[])
+    }
+}
+
+/// A query for `name`/`qtype` carrying an EDNS Client Subnet option
+/// (`addr` with `source` prefix bits).
+pub fn ecs_message(name: &str, qtype: RecordType, addr: &str, source: u8) -> Message {
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    let mut e = edns(1232);
+    let addr: std::net::IpAddr = addr.parse().expect("an address");
+    e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(addr, source, 0)));
+    query_message(name, qtype, Some(e))
+}
+
+/// The ECS scope prefix of a reply, if it carries the option.
+pub fn ecs_scope_of(reply: &Message) -> Option<u8> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match reply.edns.as_ref()?.option(EdnsCode::Subnet) {
+        Some(EdnsOption::Subnet(s)) => Some(s.scope_prefix()),
+        _ => None,
+    }
+}
+
+/// The record data of a reply's answer section, sorted (what TestDNSAnswer lists).
+pub fn answer_data(reply: &Message) -> Vec<String> {
+    let mut data: Vec<String> = reply.answers.iter().map(|r| rdata_text(&r.data)).collect();
+    data.sort();
+    data
+}
+
+/// The DNS name of a reply's response code (NOERROR, NXDOMAIN, ...).
+pub fn rcode_name(reply: &Message) -> String {
+    match u16::from(reply.metadata.response_code) {
+        0 => "NOERROR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        5 => "REFUSED".into(),
+        n => format!("RCODE{n}"),
+    }
+}

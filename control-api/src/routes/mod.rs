@@ -2,9 +2,14 @@
 //! ownership, page parameters and opaque cursors.
 
 pub mod changes;
+pub mod cidr_collections;
+pub mod health_checks;
 pub mod keys;
+pub mod regions;
 pub mod rrsets;
 pub mod system;
+pub mod test_dns;
+pub mod usage;
 pub mod zonefile;
 pub mod zones;
 
