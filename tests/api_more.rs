@@ -233,13 +233,13 @@ async fn health_checks_are_created_once_listed_and_deleted_only_when_unused() {
             Some("requestInterval"),
             "1 to 300",
         ),
-        (json!({"type": "HTTP", "ip": "127.0.0.1", "bogus": 1}), None, "unknown field"),
+        (json!({"type": "HTTP", "ip": "127.0.0.1", "bogus": 1}), Some("bogus"), "unknown field"),
         (
             json!({"type": "CALCULATED", "childHealthChecks": ["H0123456789ABCDEF0123"]}),
             Some("childHealthChecks[0]"),
             "no health check",
         ),
-        (json!({"ip": "127.0.0.1"}), None, "missing field `type`"),
+        (json!({"ip": "127.0.0.1"}), Some("type"), "missing field `type`"),
     ];
     for (body, field, message) in &cases {
         assert_error(&api.post("/v1/health-checks", body), 400, *field, message);
@@ -745,7 +745,12 @@ async fn the_latency_table_and_the_account_regions_steer_latency_records() {
         Some("latitude"),
         "",
     );
-    assert_error(&api.put("/v1/regions/on-prem-2", &json!({"latitude": 1})), 400, None, "longitude");
+    assert_error(
+        &api.put("/v1/regions/on-prem-2", &json!({"latitude": 1})),
+        400,
+        Some("longitude"),
+        "missing",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1019,4 +1024,52 @@ async fn usage_counts_queries_by_category_and_prices_them() {
     assert!(close(&usage["cost"]["hostedZone"], 1.0), "{usage}");
     assert!(close(&usage["cost"]["queries"]["latency"], expected[1].1), "{usage}");
     let _ = std::fs::remove_file(prices_file);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_new_routes_answer_503_while_the_database_is_away() {
+    let db = TestDb::new().await;
+    let key = account_key(&db, "outage");
+    let Some((mut proxy, url)) = proxied_url(&db) else {
+        eprintln!("skipped: the test database is on a Unix socket; the proxy needs TCP");
+        return;
+    };
+    let args: Vec<String> =
+        ["api", "--api-addr", "127.0.0.1:0", "--api-db-timeout-ms", "500", "--api-rate-limit", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let server = Signpost::start_with_url(&url, &args, false);
+    let api = Api { addr: server.api_addr(), key };
+    let zone = api.zone("outage.test.");
+    let check = api.check(json!({"type": "HTTP", "ip": "8.8.8.8"}));
+    let routes = [
+        ("GET", "/v1/health-checks".to_string(), None),
+        ("POST", "/v1/health-checks".to_string(), Some(json!({"type": "HTTP", "ip": "8.8.4.4"}))),
+        ("GET", format!("/v1/health-checks/{check}/status"), None),
+        ("PUT", format!("/v1/health-checks/{check}/override"), Some(json!({"state": "HEALTHY"}))),
+        ("POST", "/v1/cidr-collections".to_string(), Some(json!({"name": "c"}))),
+        ("PUT", "/v1/latency-table".to_string(), Some(json!({"entries": []}))),
+        ("GET", "/v1/regions".to_string(), None),
+        ("GET", format!("/v1/zones/{zone}/test-dns-answer?name=outage.test.&type=SOA"), None),
+        ("GET", format!("/v1/zones/{zone}/usage"), None),
+        ("GET", "/v1/usage".to_string(), None),
+    ];
+    let send = |(method, path, body): &(&str, String, Option<Value>)| {
+        let body = body.as_ref().map(|b| b.to_string());
+        http(api.addr, method, path, Some(&api.key), body.as_deref())
+    };
+    proxy.down();
+    for route in &routes {
+        let r = send(route);
+        assert_error(&r, 503, None, "database");
+        assert!(r.header("retry-after").is_some(), "{} {}", route.0, route.1);
+    }
+    proxy.up();
+    assert!(wait_until(Duration::from_secs(10), || api.get("/v1/regions").status == 200).is_some());
+    for route in &routes {
+        let r = send(route);
+        assert!(r.status / 100 == 2, "{} {}: {}", route.0, route.1, r.body);
+    }
+    assert!(!server.log().contains("panicked"));
 }

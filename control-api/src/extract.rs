@@ -60,7 +60,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = e.into_inner();
             return Err(match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let field = if path == "." { String::new() } else { path };
+                    let mut field = if path == "." { String::new() } else { path };
+                    // A missing field is named, not just its parent (the path of an
+                    // unknown field already ends with it).
+                    if let Some(name) = named_field(&inner.to_string()) {
+                        field = if field.is_empty() { name } else { format!("{field}.{name}") };
+                    }
                     ApiError::invalid(field, format!("wrong shape: {inner}"))
                 }
                 _ => ApiError::new(
@@ -75,6 +80,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::new(StatusCode::BAD_REQUEST, "MalformedJson", format!("malformed JSON: {e}"))
     })?;
     Ok(value)
+}
+
+/// The field a "missing field `x`" message is about.
+fn named_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(name, _)| name.to_string()).filter(|name| !name.is_empty())
 }
 
 impl<T: DeserializeOwned> FromRequest<ApiState> for ApiJson<T> {
@@ -153,5 +164,9 @@ mod tests {
         assert_eq!(parse_json::<Outer>(b"{\"items\": []} x").unwrap_err().code, "MalformedJson");
         let e = parse_json::<Outer>(br#"{"items": [], "nope": 1}"#).unwrap_err();
         assert!(e.message.contains("unknown field"), "{}", e.message);
+        assert_eq!(e.field.as_deref(), Some("nope"));
+        let e = parse_json::<Outer>(br#"{"items": [{}]}"#).unwrap_err();
+        assert!(e.message.contains("missing field"), "{}", e.message);
+        assert_eq!(e.field.as_deref(), Some("items[0].ttl"));
     }
 }

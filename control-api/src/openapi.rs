@@ -21,7 +21,8 @@ use crate::routes::{
     info(
         title = "Signpost control API",
         version = "1",
-        description = "Route 53's hosted zones, record sets and change batches, self-hosted. \
+        description = "Route 53's hosted zones, record sets and change batches, health checks, CIDR \
+            collections, TestDNSAnswer and usage, self-hosted. \
             Every /v1 route but /v1/openapi.json needs `Authorization: Bearer <key>`."
     ),
     paths(

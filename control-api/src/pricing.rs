@@ -93,9 +93,12 @@ pub fn bill(
         .collect()
 }
 
+/// The largest price a price file may set (USD), so that costs stay finite numbers.
+pub const MAX_PRICE: f64 = 1_000_000_000.0;
+
 /// Reads a price list from JSON (camelCase, `PriceTable`'s fields; missing
 /// fields, nested ones too, keep Route 53's prices). Unknown fields and
-/// prices that are negative or not finite are refused.
+/// prices outside 0 to [`MAX_PRICE`] are refused.
 pub fn parse_price_table(text: &str) -> Result<PriceTable, String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let mut merged = serde_json::to_value(PriceTable::default()).map_err(|e| e.to_string())?;
@@ -117,11 +120,11 @@ fn overlay(base: &mut serde_json::Value, value: &serde_json::Value, path: &str) 
             Ok(())
         }
         (slot @ serde_json::Value::Number(_), serde_json::Value::Number(n)) => match n.as_f64() {
-            Some(x) if x.is_finite() && x >= 0.0 => {
+            Some(x) if (0.0..=MAX_PRICE).contains(&x) => {
                 *slot = value.clone();
                 Ok(())
             }
-            _ => Err(format!("{path}: a price is a number of USD, 0 or more")),
+            _ => Err(format!("{path}: a price is a number of USD from 0 to {MAX_PRICE}")),
         },
         (known, _) => {
             Err(format!("{path}: expected {}", if known.is_object() { "an object" } else { "a number" }))
@@ -197,6 +200,7 @@ mod tests {
         assert!(parse_price_table(r#"{"standrd": {}}"#).unwrap_err().contains("standrd"));
         assert!(parse_price_table(r#"{"latency": {"firstBillion": -1}}"#).is_err());
         assert!(parse_price_table(r#"{"latency": 1}"#).is_err());
+        assert!(parse_price_table(r#"{"hostedZoneAfter25": 1e300}"#).is_err());
         assert!(parse_price_table("nope").is_err());
     }
 }

@@ -36,7 +36,7 @@ impl From<store::CheckType> for HealthCheckType {
 /// settings gives back the existing check (200); with other settings, 409.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"type": "HTTPS", "ip": "198.51.100.7", "path": "/health", "requestInterval": 10,
+#[schema(example = json!({"type": "HTTPS", "host": "www.example.com", "path": "/health", "requestInterval": 10,
     "failureThreshold": 3, "callerReference": "web-1"}))]
 pub struct CreateHealthCheck {
     /// HTTP, HTTPS, TCP or CALCULATED.
@@ -53,11 +53,13 @@ pub struct CreateHealthCheck {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<i64>,
-    /// Request path for HTTP(S) (default `/`).
+    /// Request path for HTTP(S) (default `/`), at most 255 visible ASCII characters.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub path: Option<String>,
-    /// Text that must appear in the first 5,120 bytes of the body (HTTP(S)).
+    /// Text that must appear in the first 5,120 bytes of the body (HTTP(S)), 1 to 255 bytes.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
     pub search_string: Option<String>,
     /// Seconds between probes, 1 to 300 (default 30).
     #[serde(default)]
@@ -82,6 +84,7 @@ pub struct CreateHealthCheck {
     pub health_threshold: Option<i64>,
     /// Idempotency key (1 to 64 characters).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub caller_reference: Option<String>,
 }
 

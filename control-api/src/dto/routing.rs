@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CidrLocation {
     /// 1 to 16 letters, digits, `-` or `_` (not `*`, the default of record sets).
-    #[schema(example = "office")]
+    #[schema(example = "office", pattern = "^[0-9A-Za-z_-]{1,16}$")]
     pub name: String,
     /// Blocks: IPv4 /1 to /24, IPv6 /1 to /48, without host bits; each block in one location only.
     #[schema(example = json!(["198.51.100.0/24"]))]
@@ -36,6 +36,7 @@ impl From<CidrLocation> for store::CidrLocation {
 #[schema(example = json!({"name": "offices", "locations": [{"name": "berlin", "cidrs": ["198.51.100.0/24"]}]}))]
 pub struct CidrCollectionBody {
     /// 1 to 64 letters, digits, `-` or `_`, unique in the account.
+    #[schema(pattern = "^[0-9A-Za-z_-]{1,64}$")]
     pub name: String,
     /// The locations (replaced whole by PUT).
     #[serde(default)]
