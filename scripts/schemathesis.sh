@@ -76,7 +76,7 @@ post "/v1/zones/$zone/changes" '{"changes": [{"action": "CREATE", "rrset": {"nam
 doomed=$(post /v1/zones '{"name": "delete-me.example."}')
 cat >"$work/schemathesis.toml" <<TOML
 [[operations]]
-include-path-regex = '^/v1/zones/\{id\}/(rrsets|changes|zonefile)\$'
+include-path-regex = '^/v1/zones/\{id\}/(rrsets|changes|zonefile|test-dns-answer|usage)\$'
 parameters = { "path.id" = "$zone" }
 
 [[operations]]

@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use signpost_core::RecordSet;
+use signpost_core::geo::GeoLocator;
 use signpost_core::names::parse_name;
 use signpost_core::zonefile::{parse_zone_file, render_zone_file};
 use signpost_health::CheckerConfig;
@@ -237,15 +239,13 @@ async fn run(cli: Cli) -> Result<()> {
             load_example_zones(&store, &zones_dir, &defaults).await?;
             let (stop, shutdown) = watch::channel(false);
             let registry = prometheus::Registry::new();
-            let dns_server = start_dns(&store, &dns, Some(registry.clone()), shutdown.clone()).await?;
+            let geo = load_geo(dns.geoip_db.as_deref())?;
+            let dns_server =
+                start_dns(&store, &dns, geo.clone(), Some(registry.clone()), shutdown.clone()).await?;
             let checker_config = CheckerConfig::new("local", TargetPolicy::ALLOW_PRIVATE);
             let checker = start_checker(&store, checker_config, shutdown.clone()).await?;
             // `serve` is for local use: private health-check targets are allowed.
-            let setup = ApiSetup {
-                zone_defaults: defaults,
-                target_policy: TargetPolicy::ALLOW_PRIVATE,
-                geoip_db: dns.geoip_db.as_deref(),
-            };
+            let setup = ApiSetup { zone_defaults: defaults, target_policy: TargetPolicy::ALLOW_PRIVATE, geo };
             let api = start_api(&store, api_addr, &api, setup, registry, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
@@ -270,7 +270,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dns { dns } => {
             let (stop, shutdown) = watch::channel(false);
-            let dns_server = start_dns(&store, &dns, None, shutdown).await?;
+            let dns_server =
+                start_dns(&store, &dns, load_geo(dns.geoip_db.as_deref())?, None, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
             dns_server.join().await;
@@ -281,7 +282,7 @@ async fn run(cli: Cli) -> Result<()> {
             let setup = ApiSetup {
                 zone_defaults: ZoneDefaults { nameservers: zones.nameservers },
                 target_policy: TargetPolicy { allow_private: allow_private_targets },
-                geoip_db: geoip_db.as_deref(),
+                geo: load_geo(geoip_db.as_deref())?,
             };
             let api = start_api(&store, api_addr, &api, setup, prometheus::Registry::new(), shutdown).await?;
             wait_for_signal().await;
@@ -327,9 +328,19 @@ async fn open_store(configured: Option<&str>, state_dir: &Path, wait: bool) -> R
     }
 }
 
+/// Reads a MaxMind database file, if one is given.
+fn load_geo(path: Option<&Path>) -> Result<Option<Arc<dyn GeoLocator>>> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let locator = signpost_core::maxmind::MaxMindLocator::from_bytes(bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(Arc::new(locator)))
+}
+
 async fn start_dns(
     store: &Store,
     args: &DnsArgs,
+    geo: Option<Arc<dyn GeoLocator>>,
     registry: Option<prometheus::Registry>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<signpost_dns::DnsServer> {
@@ -339,7 +350,7 @@ async fn start_dns(
         addr: args.dns_addr,
         udp_workers: workers,
         tcp: signpost_dns::TcpLimits { max_connections: args.tcp_max_connections, ..Default::default() },
-        geoip_db: args.geoip_db.clone(),
+        geo,
         count_usage: !args.no_usage_counting,
         usage_flush_interval: std::time::Duration::from_secs_f64(
             args.usage_flush_interval.clamp(0.05, 3600.0),
@@ -374,13 +385,13 @@ async fn start_checker(
 }
 
 /// What `serve` and `api` set differently for the API.
-struct ApiSetup<'a> {
+struct ApiSetup {
     /// SOA and NS of new zones.
     zone_defaults: ZoneDefaults,
     /// Which health-check targets may be created.
     target_policy: TargetPolicy,
-    /// MaxMind DB for TestDNSAnswer's client locations.
-    geoip_db: Option<&'a Path>,
+    /// Client locations for TestDNSAnswer.
+    geo: Option<Arc<dyn GeoLocator>>,
 }
 
 /// Starts the HTTP API on its own connection pool, whose short acquire
@@ -389,7 +400,7 @@ async fn start_api(
     store: &Store,
     addr: SocketAddr,
     args: &ApiArgs,
-    setup: ApiSetup<'_>,
+    setup: ApiSetup,
     registry: prometheus::Registry,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
@@ -400,15 +411,7 @@ async fn start_api(
         (Some(per_second), Some(burst)) => Some(signpost_api::RateLimit { per_second, burst }),
         _ => None,
     };
-    let geo = match setup.geoip_db {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let locator = signpost_core::maxmind::MaxMindLocator::from_bytes(bytes)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Some(std::sync::Arc::new(locator) as std::sync::Arc<dyn signpost_core::geo::GeoLocator>)
-        }
-        None => None,
-    };
+    let geo = setup.geo;
     let prices = match &args.prices {
         Some(path) => {
             let text =

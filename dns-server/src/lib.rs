@@ -101,7 +101,7 @@ impl ServerState {
 }
 
 /// Settings of one DNS server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DnsConfig {
     /// Address for UDP and TCP (port 0: any free port, the same for both).
     pub addr: SocketAddr,
@@ -111,8 +111,8 @@ pub struct DnsConfig {
     pub tcp: TcpLimits,
     /// Id in the heartbeat table.
     pub server_id: String,
-    /// MaxMind database for client locations.
-    pub geoip_db: Option<std::path::PathBuf>,
+    /// Where clients are (a MaxMind database); none: every location unknown.
+    pub geo: Option<Arc<dyn GeoLocator>>,
     /// Whether to count queries (usage and metrics).
     pub count_usage: bool,
     /// How often usage deltas are written.
@@ -131,14 +131,6 @@ pub enum DnsError {
         addr: SocketAddr,
         /// Why.
         source: std::io::Error,
-    },
-    /// The geo database could not be read.
-    #[error("cannot read the geo database {path}: {reason}")]
-    GeoIp {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        reason: String,
     },
     /// The first load from the database failed.
     #[error("loading zones failed: {0}")]
@@ -166,10 +158,7 @@ impl DnsServer {
         store: Store,
         shutdown: watch::Receiver<bool>,
     ) -> Result<DnsServer, DnsError> {
-        let geo: Arc<dyn GeoLocator> = match &config.geoip_db {
-            Some(path) => Arc::new(open_geoip(path)?),
-            None => Arc::new(NoGeo),
-        };
+        let geo: Arc<dyn GeoLocator> = config.geo.clone().unwrap_or_else(|| Arc::new(NoGeo));
         let (udp, tcp) = bind_pair(config.addr).await?;
         let local_addr = udp.local_addr().map_err(|source| DnsError::Bind { addr: config.addr, source })?;
         let mut state = ServerState::new(geo);
@@ -211,13 +200,6 @@ impl DnsServer {
         let _ = self.stop_flusher.send(true);
         let _ = self.flusher.await;
     }
-}
-
-/// Reads a MaxMind database file.
-pub fn open_geoip(path: &std::path::Path) -> Result<signpost_core::maxmind::MaxMindLocator, DnsError> {
-    let fail = |reason: String| DnsError::GeoIp { path: path.to_path_buf(), reason };
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    signpost_core::maxmind::MaxMindLocator::from_bytes(bytes).map_err(|e| fail(e.to_string()))
 }
 
 /// Binds UDP and TCP on the same port (for port 0, retries until both agree).
