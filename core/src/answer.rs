@@ -147,11 +147,20 @@ struct Ctx<'s, 'h, R: RngCore> {
     location: Option<Option<Location>>,
     /// The zone owner's routing data.
     routing: Option<&'s AccountRouting>,
+    /// The account that owns the queried zone (aliases stay inside it).
+    account_id: &'s str,
+    /// Health of alias targets already evaluated in this query.
+    target_health: Vec<(Box<[u8]>, RecordType, bool)>,
+    /// Alias-target evaluations left for this query.
+    health_budget: usize,
 }
+
+/// Most alias targets whose health one query evaluates (beyond: healthy).
+const MAX_TARGET_EVALUATIONS: usize = 256;
 
 impl<R: RngCore> PolicyEnv for Ctx<'_, '_, R> {
     fn healthy(&mut self, member: &Member) -> bool {
-        member_healthy(self.snapshot, self.health, member, 0)
+        self.member_healthy(member, 0)
     }
 
     fn client(&self) -> ClientNet {
@@ -183,37 +192,58 @@ impl<R: RngCore> PolicyEnv for Ctx<'_, '_, R> {
     }
 }
 
-/// A member is healthy when its health check is (or it has none) and, for
-/// an alias that evaluates target health, when its target is.
-fn member_healthy(snapshot: &Snapshot, health: &dyn HealthView, member: &Member, depth: usize) -> bool {
-    if let Some(id) = member.health_check_id()
-        && !health.is_healthy(id)
-    {
-        return false;
-    }
-    match &member.alias {
-        Some((target, true)) if depth < MAX_CHAIN => {
-            target_healthy(snapshot, health, target, member.rtype, depth + 1)
+impl<'s, R: RngCore> Ctx<'s, '_, R> {
+    /// A member is healthy when its health check is (or it has none) and,
+    /// for an alias that evaluates target health, when its target is.
+    fn member_healthy(&mut self, member: &Member, depth: usize) -> bool {
+        if let Some(id) = member.health_check_id()
+            && !self.health.is_healthy(id)
+        {
+            return false;
         }
-        _ => true,
+        match &member.alias {
+            Some((target, true)) if depth < MAX_CHAIN => self.target_healthy(target, member.rtype, depth + 1),
+            _ => true,
+        }
     }
-}
 
-/// An alias target is healthy when at least one of its record sets is.
-fn target_healthy(
-    snapshot: &Snapshot,
-    health: &dyn HealthView,
-    target: &Name,
-    rtype: RecordType,
-    depth: usize,
-) -> bool {
-    let mut buf = WireBuf::new();
-    buf.push_name(target);
-    let Some((zone, _)) = snapshot.find_zone(&buf) else { return false };
-    let Some(entry) = zone.node(buf.as_slice()).and_then(|n| n.get(rtype)) else { return false };
-    match &entry.group {
-        Group::Simple(m) => member_healthy(snapshot, health, m, depth),
-        Group::Policy(g) => g.members.iter().any(|m| member_healthy(snapshot, health, m, depth)),
+    /// An alias target is healthy when at least one of its record sets is.
+    /// Each target is evaluated once per query (nested policy groups of
+    /// aliases would otherwise cost exponential time), within a budget.
+    fn target_healthy(&mut self, target: &Name, rtype: RecordType, depth: usize) -> bool {
+        let mut buf = WireBuf::new();
+        buf.push_name(target);
+        if let Some((_, _, known)) =
+            self.target_health.iter().find(|(name, t, _)| **name == *buf.as_slice() && *t == rtype)
+        {
+            return *known;
+        }
+        if self.health_budget == 0 {
+            return true;
+        }
+        self.health_budget -= 1;
+        let snapshot = self.snapshot;
+        let entry = snapshot
+            .find_zone(&buf)
+            .filter(|(zone, _)| zone.zone.account_id == self.account_id)
+            .and_then(|(zone, _)| zone.node(buf.as_slice()))
+            .and_then(|n| n.get(rtype));
+        let healthy = match entry.map(|e| &e.group) {
+            None => false,
+            Some(Group::Simple(m)) => self.member_healthy(m, depth),
+            Some(Group::Policy(g)) => {
+                let mut any = false;
+                for m in &g.members {
+                    if self.member_healthy(m, depth) {
+                        any = true;
+                        break;
+                    }
+                }
+                any
+            }
+        };
+        self.target_health.push((buf.as_slice().into(), rtype, healthy));
+        healthy
     }
 }
 
@@ -229,11 +259,28 @@ pub fn answer<'s, R: RngCore>(
 ) -> Answer<'s> {
     let mut qname = WireBuf::new();
     qname.push_name(question.name);
-    let Some((zone, apex_labels)) = snapshot.find_zone(&qname) else {
+    let Some((mut zone, mut apex_labels)) = snapshot.find_zone(&qname) else {
         return Answer::refused();
     };
+    // The DS of a child zone hosted here too is the parent's (RFC 4035 §3.1.4.1).
+    if question.qtype == RecordType::DS
+        && apex_labels == qname.label_count()
+        && let Some((parent, parent_labels)) = snapshot.find_zone_above(&qname, apex_labels)
+    {
+        (zone, apex_labels) = (parent, parent_labels);
+    }
     let routing = snapshot.routing_for(&zone.zone.account_id);
-    let mut ctx = Ctx { snapshot, client, health, rng, location: None, routing };
+    let mut ctx = Ctx {
+        snapshot,
+        client,
+        health,
+        rng,
+        location: None,
+        routing,
+        account_id: zone.zone.account_id.as_str(),
+        target_health: Vec::new(),
+        health_budget: MAX_TARGET_EVALUATIONS,
+    };
     let mut out = Answer::new(ResponseCode::NoError, Some(zone.zone.id.as_str()));
     out.zone = Some(zone);
     resolve(&mut ctx, zone, apex_labels, &qname, question.qtype, &mut out, 0);
@@ -328,11 +375,14 @@ fn resolve<'s, R: RngCore>(
         });
         if let Some(target) = target
             && depth + 1 < MAX_CHAIN
+            // A name already in the chain: a loop; stop here.
+            && !out.answers[..before].iter().any(|r| r.record_type() == RecordType::CNAME && r.name == target)
         {
             let mut next = WireBuf::new();
             next.push_name(&target);
-            // Follow the chain only inside this zone (what NSD and BIND do).
-            if next.label_count() >= apex_labels && next.suffix(apex_labels) == qname.suffix(apex_labels) {
+            // Follow the chain only while it stays in this zone (what NSD and
+            // BIND do): not into a child zone hosted here, nor anywhere else.
+            if ctx.snapshot.find_zone(&next).is_some_and(|(z, _)| std::ptr::eq(z, zone)) {
                 resolve(ctx, zone, apex_labels, &next, qtype, out, depth + 1);
             }
         }
@@ -402,7 +452,16 @@ fn push_member<'s, R: RngCore>(
             return;
         }
         let alias_owner = owner.unwrap_or(&member.owner).clone();
-        for record in alias_records(ctx, target, rtype, depth + 1) {
+        let Some(sub) = alias_answer(ctx, target, rtype, depth + 1) else { return };
+        // The target decided: its ECS scope, category and SERVFAIL are the alias's.
+        out.ecs_scope = out.ecs_scope.max(sub.ecs_scope);
+        if sub.category != UsageCategory::Standard {
+            out.category = sub.category;
+        }
+        if sub.rcode == ResponseCode::ServFail {
+            out.rcode = ResponseCode::ServFail;
+        }
+        for record in sub.answers.into_iter().filter(|r| r.record_type() == rtype) {
             let mut record = record.into_owned();
             record.name = alias_owner.clone();
             out.answers.push(Cow::Owned(record));
@@ -424,21 +483,22 @@ fn push_member<'s, R: RngCore>(
     }
 }
 
-/// The records an alias target resolves to (any hosted zone, same type).
-fn alias_records<'s, R: RngCore>(
+/// What an alias target answers (a hosted zone of the same account, same type).
+fn alias_answer<'s, R: RngCore>(
     ctx: &mut Ctx<'s, '_, R>,
     target: &Name,
     rtype: RecordType,
     depth: usize,
-) -> Vec<Cow<'s, Record>> {
+) -> Option<Answer<'s>> {
     let mut buf = WireBuf::new();
     buf.push_name(target);
-    let Some((zone, apex_labels)) = ctx.snapshot.find_zone(&buf) else {
-        return Vec::new();
-    };
+    let (zone, apex_labels) = ctx.snapshot.find_zone(&buf)?;
+    if zone.zone.account_id != ctx.account_id {
+        return None;
+    }
     let mut sub = Answer::new(ResponseCode::NoError, Some(zone.zone.id.as_str()));
     resolve(ctx, zone, apex_labels, &buf, rtype, &mut sub, depth);
-    sub.answers.into_iter().filter(|r| r.record_type() == rtype).collect()
+    Some(sub)
 }
 
 /// A referral to the child zone at `cut`: its NS in authority, glue in additional, no AA.
@@ -460,7 +520,10 @@ fn referral<'s>(zone: &'s ZoneContent, apex_labels: usize, cut: &'s Node, out: &
                     && let Group::Simple(glue) = &entry.group
                 {
                     out.additional.extend(glue.records.iter().map(Cow::Borrowed));
-                    out.additional_required = true;
+                    // Glue below the cut is required (RFC 9471); sibling glue is not.
+                    if record.name.zone_of(&target.0) {
+                        out.additional_required = true;
+                    }
                 }
             }
         }

@@ -110,10 +110,6 @@ impl Prefix {
         let (family, bits) = bits_of(addr);
         family == self.family && bits & mask(self.len) == self.bits
     }
-
-    fn contains_prefix(&self, other: &Prefix) -> bool {
-        other.family == self.family && other.len >= self.len && other.bits & mask(self.len) == self.bits
-    }
 }
 
 impl std::fmt::Display for Prefix {
@@ -180,17 +176,21 @@ impl<T> PrefixMap<T> {
         }
         map.lengths = map.by_len.keys().copied().collect();
         map.lengths.sort_by_key(|l| std::cmp::Reverse(l.1));
-        // Direct children (maximal blocks strictly inside) and top-level blocks.
+        // Direct children (maximal blocks strictly inside) and top-level
+        // blocks: a block's parent is its longest shorter block, found by
+        // masking to each shorter length present (no pairwise scan).
         let n = map.entries.len();
         map.children = vec![Vec::new(); n];
         for i in 0..n {
-            let parent = (0..n)
-                .filter(|&j| {
-                    j != i
-                        && map.entries[j].0.len < map.entries[i].0.len
-                        && map.entries[j].0.contains_prefix(&map.entries[i].0)
+            let (prefix, _) = &map.entries[i];
+            let parent = map
+                .lengths
+                .iter()
+                .filter(|(f, len)| *f == prefix.family && *len < prefix.len)
+                .find_map(|&(f, len)| {
+                    map.by_len.get(&(f, len)).and_then(|m| m.get(&(prefix.bits & mask(len))))
                 })
-                .max_by_key(|&j| map.entries[j].0.len);
+                .copied();
             match parent {
                 Some(p) => map.children[p].push(i),
                 None => map.top_level.push(i),

@@ -240,11 +240,14 @@ fn ip_based<'a>(group: &'a PolicyGroup, env: &mut dyn PolicyEnv) -> Decision<'a>
 fn rank_by_latency<'a>(group: &'a PolicyGroup, env: &mut dyn PolicyEnv) -> (Vec<&'a Member>, u8) {
     let client = env.client();
     let mut ranked: Vec<&Member> = group.members.iter().collect();
-    let measured = env
-        .routing()
-        .map(|r| r.latency.lookup(client))
-        .and_then(|m| m.value.map(|list| (list.clone(), m.scope)));
-    if let Some((list, scope)) = measured {
+    // A miss in the measured table still decides (a resolver must not cache
+    // the answer for the table's blocks): its scope counts too.
+    let (measured, table_scope) = match env.routing().map(|r| r.latency.lookup(client)) {
+        Some(m) => (m.value.cloned(), m.scope),
+        None => (None, 0),
+    };
+    if let Some(list) = measured {
+        let scope = table_scope;
         let ms = |m: &Member| {
             m.routing
                 .region
@@ -255,8 +258,9 @@ fn rank_by_latency<'a>(group: &'a PolicyGroup, env: &mut dyn PolicyEnv) -> (Vec<
         ranked.sort_by(|a, b| ms(a).total_cmp(&ms(b)));
         return (ranked, scope);
     }
-    let Some(location) = env.location() else { return (ranked, 0) };
-    let Some(here) = location.coordinates else { return (ranked, location.network_len) };
+    let Some(location) = env.location() else { return (ranked, table_scope) };
+    let scope = table_scope.max(location.network_len);
+    let Some(here) = location.coordinates else { return (ranked, scope) };
     let routing = env.routing();
     let distance = |m: &Member| {
         m.routing
@@ -266,7 +270,7 @@ fn rank_by_latency<'a>(group: &'a PolicyGroup, env: &mut dyn PolicyEnv) -> (Vec<
             .map_or(f64::INFINITY, |c| distance_km(here, c))
     };
     ranked.sort_by(|a, b| distance(a).total_cmp(&distance(b)));
-    (ranked, location.network_len)
+    (ranked, scope)
 }
 
 /// Geoproximity: members ordered by biased distance from the client.
@@ -554,6 +558,15 @@ mod tests {
         let d = choose(group_of(&zone), &mut env);
         assert_eq!(d.scope, 24);
         assert_eq!(picked(d), ["us"], "the measured table wins");
+        // A client the table does not cover: distance decides, and the scope
+        // still keeps the table's block out (198.51.100.x and 192.0.2.x share 5 bits).
+        env.client = ClientNet { addr: IpAddr::from([198, 51, 100, 1]), source_len: 24 };
+        env.location.as_mut().unwrap().network_len = 4;
+        let d = choose(group_of(&zone), &mut env);
+        assert_eq!(d.scope, 6, "one bit past the 5 shared with the table's block");
+        assert_eq!(picked(d), ["eu"]);
+        env.location.as_mut().unwrap().network_len = 16;
+        env.client = ClientNet { addr: IpAddr::from([192, 0, 2, 1]), source_len: 32 };
         env.health.insert("h-us".into(), false);
         assert_eq!(picked(choose(group_of(&zone), &mut env)), ["eu"], "unhealthy best region: next one");
     }

@@ -44,12 +44,9 @@ impl AccountRouting {
                 (c.id, PrefixMap::new(blocks))
             })
             .collect();
-        let mut by_block: Vec<(Prefix, Vec<(String, f32)>)> = Vec::new();
+        let mut by_block: HashMap<Prefix, Vec<(String, f32)>> = HashMap::new();
         for (prefix, region, ms) in latency {
-            match by_block.iter_mut().find(|(p, _)| *p == prefix) {
-                Some((_, list)) => list.push((region, ms)),
-                None => by_block.push((prefix, vec![(region, ms)])),
-            }
+            by_block.entry(prefix).or_default().push((region, ms));
         }
         AccountRouting {
             cidr_collections,

@@ -57,6 +57,14 @@ impl Snapshot {
         }
     }
 
+    /// The most specific zone strictly above the apex of `below_labels`
+    /// labels that contains the name in `qname`.
+    pub fn find_zone_above(&self, qname: &WireBuf, below_labels: usize) -> Option<(&ZoneContent, usize)> {
+        (0..below_labels)
+            .rev()
+            .find_map(|keep| self.zones.get(qname.suffix(keep)).map(|z| (z.as_ref(), keep)))
+    }
+
     /// Sets an account's routing data (CIDR collections, latency table, regions).
     pub fn insert_routing(&mut self, account_id: &str, routing: Arc<AccountRouting>) {
         self.routing.insert(account_id.to_string(), routing);

@@ -70,6 +70,15 @@ pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecor
             "a record set with a routing policy needs a setIdentifier",
         ));
     }
+    if matches!(rtype, RecordType::NS | RecordType::SOA) && rrset.set_identifier.is_some() {
+        return Err(ValidationError::new(
+            "setIdentifier",
+            format!("{rtype} record sets cannot use routing policies (a delegation is one referral)"),
+        ));
+    }
+    if rtype == RecordType::NS && name.is_wildcard() {
+        return Err(ValidationError::new("name", "a wildcard NS record set is not allowed (RFC 4592 §4.2)"));
+    }
     if policy_fields == 0 && rrset.set_identifier.is_some() {
         return Err(ValidationError::new(
             "setIdentifier",
@@ -227,6 +236,16 @@ mod tests {
         let mut weighted = RecordSet::simple("a.example.com.", "A", 60, &["192.0.2.1"]);
         weighted.weight = Some(1);
         assert_eq!(validate_record_set(&zone(), &weighted).unwrap_err().field, "setIdentifier");
+    }
+
+    #[test]
+    fn ns_takes_no_policy_and_no_wildcard() {
+        let mut weighted_ns = RecordSet::simple("sub.example.com.", "NS", 60, &["ns.example.net."]);
+        weighted_ns.set_identifier = Some("a".into());
+        weighted_ns.weight = Some(1);
+        assert_eq!(validate_record_set(&zone(), &weighted_ns).unwrap_err().field, "setIdentifier");
+        let wild_ns = RecordSet::simple("*.example.com.", "NS", 60, &["ns.example.net."]);
+        assert_eq!(validate_record_set(&zone(), &wild_ns).unwrap_err().field, "name");
     }
 
     #[test]

@@ -102,8 +102,9 @@ fn udp_worker(socket: UdpSocket, state: Arc<ServerState>, stop: Arc<AtomicBool>)
             continue;
         }
         let packet = &buf[..len];
-        let response =
-            catch_unwind(AssertUnwindSafe(|| state.respond(packet, peer.ip(), Transport::Udp, &mut rng)));
+        let response = catch_unwind(AssertUnwindSafe(|| {
+            state.respond(packet, peer.ip().to_canonical(), Transport::Udp, &mut rng)
+        }));
         match response {
             Ok(Some(bytes)) => {
                 if let Err(e) = socket.send_to(&bytes, peer) {
@@ -146,7 +147,7 @@ pub async fn serve_tcp(
             drop(stream);
             continue;
         };
-        let ip = peer.ip();
+        let ip = peer.ip().to_canonical();
         {
             let Ok(mut counts) = per_client.lock() else { continue };
             let count = counts.entry(ip).or_insert(0);

@@ -76,7 +76,7 @@ pub fn handle_request<'s, R: RngCore>(
         Err(_) => return Some(header_only(&header.metadata, ResponseCode::FormErr)),
     };
     if request.queries.len() != 1 {
-        return Some(header_only(&header.metadata, ResponseCode::FormErr));
+        return Some(formerr_with_opt(&header.metadata, request.edns.is_some()));
     }
     let query = &request.queries[0];
 
@@ -105,7 +105,7 @@ pub fn handle_request<'s, R: RngCore>(
             let (addr, source) = (subnet.addr(), subnet.source_prefix());
             let bits = if addr.is_ipv4() { 32 } else { 128 };
             if source > bits || signpost_core::cidr::Prefix::new(addr, source).addr() != addr {
-                return Some(header_only(&header.metadata, ResponseCode::FormErr));
+                return Some(formerr_with_opt(&header.metadata, true));
             }
             client.subnet = Some((addr, source));
         }
@@ -204,6 +204,40 @@ pub fn not_ready(packet: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     Some(header_only(&header.metadata, ResponseCode::ServFail).bytes)
+}
+
+/// FORMERR to a request whose OPT parsed: header and our OPT (RFC 6891 §7:
+/// a response to an EDNS request carries OPT), no question.
+fn formerr_with_opt<'s>(request: &Metadata, had_edns: bool) -> Response<'s> {
+    if !had_edns {
+        return header_only(request, ResponseCode::FormErr);
+    }
+    let mut metadata = Metadata::response_from_request(request);
+    metadata.response_code = ResponseCode::FormErr;
+    let mut edns = Edns::new();
+    edns.set_max_payload(UDP_PAYLOAD_CAP);
+    let mut bytes = Vec::with_capacity(23);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    let none: [&Record; 0] = [];
+    let emitted = emit_message_parts(
+        &metadata,
+        &mut std::iter::empty::<&hickory_proto::op::Query>(),
+        &mut none.iter().copied(),
+        &mut none.iter().copied(),
+        &mut none.iter().copied(),
+        Some(&edns),
+        None,
+        &mut encoder,
+    );
+    match emitted {
+        Ok(_) => Response {
+            bytes,
+            zone_usage: None,
+            category: UsageCategory::Standard,
+            rcode: ResponseCode::FormErr,
+        },
+        Err(_) => header_only(request, ResponseCode::FormErr),
+    }
 }
 
 /// A response of just a header (FORMERR, NOTIMP, SERVFAIL).
@@ -341,6 +375,18 @@ mod tests {
             rng.fill(&mut junk[..]);
             let _ = handle_request(&s, &env(), &junk, IpAddr::from([127, 0, 0, 1]), Transport::Udp, &mut rng);
         }
+    }
+
+    #[test]
+    fn formerr_to_an_edns_request_carries_opt() {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii("a.example.com.").unwrap(), RecordType::A));
+        m.add_query(Query::query(Name::from_ascii("b.example.com.").unwrap(), RecordType::A));
+        m.set_edns(Edns::new());
+        let reply = run(&m.to_vec().unwrap(), Transport::Udp).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+        assert!(reply.edns.is_some());
+        assert!(reply.queries.is_empty());
     }
 
     #[test]
