@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,23 +11,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
-/// A client of one server with one key.
-#[derive(Clone)]
-struct Api {
-    addr: SocketAddr,
-    key: String,
-}
-
 impl Api {
-    fn as_key(&self, key: &str) -> Api {
-        Api { addr: self.addr, key: key.to_string() }
-    }
-    fn get(&self, path: &str) -> HttpResponse {
-        http(self.addr, "GET", path, Some(&self.key), None)
-    }
-    fn post(&self, path: &str, body: &Value) -> HttpResponse {
-        http(self.addr, "POST", path, Some(&self.key), Some(&body.to_string()))
-    }
     fn post_text(&self, path: &str, text: &str) -> HttpResponse {
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
@@ -38,15 +21,6 @@ impl Api {
             text.len()
         );
         http_raw(self.addr, &[head.as_bytes(), text.as_bytes()].concat())
-    }
-    fn delete(&self, path: &str) -> HttpResponse {
-        http(self.addr, "DELETE", path, Some(&self.key), None)
-    }
-    /// Creates a zone and returns its id.
-    fn zone(&self, name: &str) -> String {
-        let r = self.post("/v1/zones", &json!({"name": name}));
-        assert_eq!(r.status, 201, "{}", r.body);
-        r.json()["id"].as_str().unwrap().to_string()
     }
     /// Applies a batch; returns the response.
     fn change(&self, zone: &str, changes: Value) -> HttpResponse {

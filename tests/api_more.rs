@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,35 +15,7 @@ use serde_json::{Value, json};
 use signpost_core::UsageCategory;
 use signpost_core::usage::{PriceTable, round_usd};
 
-/// A client of one server with one key.
-#[derive(Clone)]
-struct Api {
-    addr: SocketAddr,
-    key: String,
-}
-
 impl Api {
-    fn as_key(&self, key: &str) -> Api {
-        Api { addr: self.addr, key: key.to_string() }
-    }
-    fn get(&self, path: &str) -> HttpResponse {
-        http(self.addr, "GET", path, Some(&self.key), None)
-    }
-    fn post(&self, path: &str, body: &Value) -> HttpResponse {
-        http(self.addr, "POST", path, Some(&self.key), Some(&body.to_string()))
-    }
-    fn put(&self, path: &str, body: &Value) -> HttpResponse {
-        http(self.addr, "PUT", path, Some(&self.key), Some(&body.to_string()))
-    }
-    fn delete(&self, path: &str) -> HttpResponse {
-        http(self.addr, "DELETE", path, Some(&self.key), None)
-    }
-    /// Creates a zone; returns its id.
-    fn zone(&self, name: &str) -> String {
-        let r = self.post("/v1/zones", &json!({"name": name}));
-        assert_eq!(r.status, 201, "{}", r.body);
-        r.json()["id"].as_str().unwrap().to_string()
-    }
     /// Applies a batch of `(action, rrset)`; asserts it is accepted.
     fn apply(&self, zone: &str, changes: &[(&str, &Value)]) {
         let changes: Vec<Value> =

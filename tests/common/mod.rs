@@ -555,3 +555,46 @@ pub fn rcode_name(reply: &Message) -> String {
         n => format!("RCODE{n}"),
     }
 }
+
+/// A client of one API server with one key.
+#[derive(Clone)]
+pub struct Api {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// The bearer key.
+    pub key: String,
+}
+
+impl Api {
+    /// The same server with another key.
+    pub fn as_key(&self, key: &str) -> Api {
+        Api { addr: self.addr, key: key.to_string() }
+    }
+
+    /// GET with the key.
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http(self.addr, "GET", path, Some(&self.key), None)
+    }
+
+    /// POST a JSON body with the key.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> HttpResponse {
+        http(self.addr, "POST", path, Some(&self.key), Some(&body.to_string()))
+    }
+
+    /// PUT a JSON body with the key.
+    pub fn put(&self, path: &str, body: &serde_json::Value) -> HttpResponse {
+        http(self.addr, "PUT", path, Some(&self.key), Some(&body.to_string()))
+    }
+
+    /// DELETE with the key.
+    pub fn delete(&self, path: &str) -> HttpResponse {
+        http(self.addr, "DELETE", path, Some(&self.key), None)
+    }
+
+    /// Creates a zone and returns its id.
+    pub fn zone(&self, name: &str) -> String {
+        let r = self.post("/v1/zones", &serde_json::json!({"name": name}));
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_str().expect("a zone id").to_string()
+    }
+}
