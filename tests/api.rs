@@ -32,13 +32,6 @@ impl Api {
     }
 }
 
-fn account_key(db: &TestDb, name: &str) -> String {
-    let out = run_cli(db, &["accounts", "create", name]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    line["apiKey"].as_str().unwrap().to_string()
-}
-
 /// A server (example zones loaded, rate limit lifted unless `extra` sets
 /// it) and a key of a fresh account.
 async fn setup(extra: &[&str]) -> (TestDb, Signpost, Api) {

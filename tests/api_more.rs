@@ -47,13 +47,6 @@ impl Api {
     }
 }
 
-fn account_key(db: &TestDb, name: &str) -> String {
-    let out = run_cli(db, &["accounts", "create", name]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    line["apiKey"].as_str().unwrap().to_string()
-}
-
 /// `signpost serve` (rate limit lifted) and a key of a fresh account.
 async fn setup(extra: &[&str]) -> (TestDb, Signpost, Api) {
     let db = TestDb::new().await;

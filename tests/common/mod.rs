@@ -598,3 +598,11 @@ impl Api {
         r.json()["id"].as_str().expect("a zone id").to_string()
     }
 }
+
+/// Creates an account with the CLI and returns its API key.
+pub fn account_key(db: &TestDb, name: &str) -> String {
+    let out = run_cli(db, &["accounts", "create", name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    line["apiKey"].as_str().expect("an apiKey").to_string()
+}
