@@ -51,18 +51,6 @@ fn create(rrset: Value) -> Value {
     json!({"action": "CREATE", "rrset": rrset})
 }
 
-fn assert_error(r: &HttpResponse, status: u16, field: Option<&str>, message_part: &str) {
-    assert_eq!(r.status, status, "{}", r.body);
-    let body = r.json();
-    let error = &body["error"];
-    assert!(error["code"].is_string(), "{}", r.body);
-    if let Some(field) = field {
-        assert_eq!(error["field"], json!(field), "{}", r.body);
-    }
-    let message = error["message"].as_str().unwrap_or_default();
-    assert!(message.contains(message_part), "expected {message_part:?} in {message:?}");
-}
-
 fn export(api: &Api, zone: &str) -> String {
     let r = api.get(&format!("/v1/zones/{zone}/zonefile"));
     assert_eq!(r.status, 200, "{}", r.body);

@@ -57,18 +57,6 @@ async fn setup(extra: &[&str]) -> (TestDb, Signpost, Api) {
     (db, server, api)
 }
 
-fn assert_error(r: &HttpResponse, status: u16, field: Option<&str>, message_part: &str) {
-    assert_eq!(r.status, status, "{}", r.body);
-    let body = r.json();
-    let error = &body["error"];
-    assert!(error["code"].is_string(), "{}", r.body);
-    if let Some(field) = field {
-        assert_eq!(error["field"], json!(field), "{}", r.body);
-    }
-    let message = error["message"].as_str().unwrap_or_default();
-    assert!(message.contains(message_part), "expected {message_part:?} in {message:?}");
-}
-
 fn a(name: &str, records: &[&str]) -> Value {
     json!({"name": name, "type": "A", "ttl": 60, "records": records})
 }

@@ -93,9 +93,7 @@ impl Snapshot {
     /// The most specific zone containing the name in `qname`, with the
     /// number of labels of its apex.
     pub fn find_zone(&self, qname: &WireBuf) -> Option<(&ZoneContent, usize)> {
-        (0..=qname.label_count())
-            .rev()
-            .find_map(|keep| self.zones.get(qname.suffix(keep)).map(|z| (z.as_ref(), keep)))
+        self.find_zone_above(qname, qname.label_count() + 1)
     }
 }
 

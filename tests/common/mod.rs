@@ -606,3 +606,17 @@ pub fn account_key(db: &TestDb, name: &str) -> String {
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     line["apiKey"].as_str().expect("an apiKey").to_string()
 }
+
+/// Asserts an API error: the status, the `{"error": {code, message, field?}}`
+/// shape, the field when given, and a part of the message.
+pub fn assert_error(r: &HttpResponse, status: u16, field: Option<&str>, message_part: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    let body = r.json();
+    let error = &body["error"];
+    assert!(error["code"].is_string(), "{}", r.body);
+    if let Some(field) = field {
+        assert_eq!(error["field"], serde_json::json!(field), "{}", r.body);
+    }
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains(message_part), "expected {message_part:?} in {message:?}");
+}
