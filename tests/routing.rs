@@ -14,7 +14,7 @@ use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use signpost_core::RecordSet;
 use signpost_core::model::{AliasTarget, CidrRouting, Coordinates, Failover, GeoLocation, GeoProximity};
-use signpost_store::{Change, ChangeAction, Store};
+use signpost_store::{Change, ChangeAction, NewChange, Store};
 
 /// A MaxMind DB the tests write themselves: networks with continent,
 /// country, subdivision and coordinates.
@@ -113,7 +113,7 @@ async fn set_health(store: &Store, check: &str, healthy: bool) {
     .execute(store.pool())
     .await
     .unwrap();
-    store.log_change(None, "HEALTH", None).await.unwrap();
+    store.log_change(NewChange::health(None)).await.unwrap();
 }
 
 fn eventually(server: &Signpost, message: &Message, want: &[&str]) -> bool {
@@ -272,7 +272,7 @@ async fn geoproximity_bias_and_latency_nearest_region_and_measured_table() {
             .await
             .unwrap();
     }
-    store.log_change(Some(&account), "ROUTING", None).await.unwrap();
+    store.log_change(NewChange::routing(&account)).await.unwrap();
     assert!(eventually(&server, &lat("10.4.1.0"), &["192.0.2.33"]), "measured table not followed");
     let reply = udp_query(server.dns, &lat("10.4.1.0"));
     assert_eq!(scope(&reply), Some(16), "scope of the measured block");
@@ -314,7 +314,7 @@ async fn cidr_routing_takes_the_longest_match_with_a_scope_that_excludes_inner_b
         ],
     )
     .await;
-    store.log_change(Some(&account), "ROUTING", None).await.unwrap();
+    store.log_change(NewChange::routing(&account)).await.unwrap();
     let server = Signpost::serve(&db, &[]);
     let q = |subnet: &str, source: u8| ecs_query("ip.route.example.", subnet, source);
     let lab = udp_query(server.dns, &q("10.9.4.0", 24));

@@ -1,27 +1,32 @@
 //! Keeps the snapshot equal to the database: loads every zone at start, then
-//! applies the change log in order, woken by `NOTIFY signpost_changes` and,
-//! when the listening connection is down, by polling. Records the last
-//! change applied in the server's heartbeat row.
+//! applies the change log in order through the store's [`ChangeFeed`]
+//! (NOTIFY, polling when LISTEN is down). The position advances only past
+//! batches that were applied; a database error leaves it where it is and the
+//! batch is read again. A heartbeat task writes the last applied position
+//! at once when it moves and every [`HEARTBEAT_INTERVAL`] anyway; a change
+//! is INSYNC when every live server's position has reached it.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use signpost_core::snapshot::ZoneContent;
 use signpost_core::{HostedZone, RecordSet, Snapshot};
 use signpost_store::routing::{DEFAULT_CHECKER_LIVENESS, DEFAULT_HEALTHY_SHARE};
-use signpost_store::{Store, StoreError};
+use signpost_store::{ChangeBatch, ChangeFeed, DNS_SERVER_LIVENESS, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::ServerState;
 use crate::usage::UsageRegistry;
 
-/// How often the log is read when the LISTEN connection is down.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// How often the log is read anyway while listening (missed notifications).
-pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(2);
-/// How often the heartbeat row is refreshed.
+/// How often the heartbeat row is refreshed (from its own task, so a long
+/// reload does not let the server drop out of [`DNS_SERVER_LIVENESS`]).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// How soon a failed heartbeat is tried again.
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(500);
+/// How often verdicts are recomputed without a `HEALTH` change: a checker
+/// that stops heartbeating stops counting after
+/// [`DEFAULT_CHECKER_LIVENESS`], which no change row announces.
+pub const HEALTH_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Builds a zone's content with its usage cell, logging record sets that
 /// cannot be served.
@@ -114,110 +119,109 @@ impl Follower {
         self.last_seq
     }
 
-    /// Applies changes until `shutdown`.
+    /// Applies changes until `shutdown`, then removes the heartbeat row.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut listener = None;
-        let mut last_heartbeat = Instant::now();
+        let (applied_tx, applied_rx) = watch::channel(self.last_seq);
+        let (stop_heartbeat, heartbeat_stop) = watch::channel(false);
+        let heartbeat = tokio::spawn(heartbeat(
+            self.store.clone(),
+            self.server_id.clone(),
+            self.hostname.clone(),
+            applied_rx,
+            heartbeat_stop,
+        ));
+        let mut feed = ChangeFeed::new(self.store.clone(), self.last_seq);
+        let mut health_timer = tokio::time::interval(HEALTH_RELOAD_INTERVAL);
+        health_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        health_timer.tick().await;
         loop {
-            if listener.is_none() {
-                match self.store.listen_changes().await {
-                    Ok(l) => {
-                        listener = Some(l);
-                        // Anything committed while we were not listening.
-                        self.catch_up().await;
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                batch = feed.next() => match self.apply(&batch).await {
+                    Ok(()) => {
+                        feed.applied(&batch);
+                        self.last_seq = feed.position();
+                        let _ = applied_tx.send(self.last_seq);
+                        tracing::debug!(seq = self.last_seq, rows = batch.rows.len(), "changes applied");
                     }
-                    Err(e) => tracing::debug!(error = %e, "LISTEN unavailable; polling the change log"),
+                    Err(e) => tracing::debug!(error = %e, "applying changes failed; will retry"),
+                },
+                _ = health_timer.tick() => {
+                    if let Err(e) = self.reload_health().await {
+                        tracing::debug!(error = %e, "reloading health verdicts failed");
+                    }
                 }
             }
-            let woken = match listener.as_mut() {
-                Some(l) => tokio::select! {
-                    received = l.try_recv() => match received {
-                        Ok(Some(_)) => true,
-                        Ok(None) | Err(_) => {
-                            tracing::warn!("LISTEN connection lost; polling the change log");
-                            listener = None;
-                            true
-                        }
-                    },
-                    _ = tokio::time::sleep(SAFETY_POLL_INTERVAL) => true,
-                    _ = shutdown.changed() => false,
-                },
-                None => tokio::select! {
-                    _ = tokio::time::sleep(POLL_INTERVAL) => true,
-                    _ = shutdown.changed() => false,
-                },
-            };
-            if !woken || *shutdown.borrow() {
+            if *shutdown.borrow() {
                 break;
             }
-            let applied = self.catch_up().await;
-            // Checkers that stop heartbeating change verdicts without a change row.
-            if let Err(e) = self.reload_health().await {
-                tracing::debug!(error = %e, "reloading health verdicts failed");
-            }
-            if applied || last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
-                if let Err(e) = self.store.dns_heartbeat(&self.server_id, &self.hostname, self.last_seq).await
-                {
-                    tracing::debug!(error = %e, "heartbeat failed");
-                } else {
-                    last_heartbeat = Instant::now();
-                }
-            }
         }
+        let _ = stop_heartbeat.send(true);
+        let _ = heartbeat.await;
         let _ = self.store.dns_server_gone(&self.server_id).await;
     }
 
-    /// Applies every change after `last_seq`. Returns whether any was applied.
-    pub async fn catch_up(&mut self) -> bool {
-        let mut applied = false;
-        loop {
-            let changes = match self.store.changes_after(self.last_seq, 500).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(error = %e, "reading the change log failed");
-                    return applied;
-                }
-            };
-            let Some(newest) = changes.last().map(|c| c.seq) else { return applied };
-            let zone_ids: BTreeSet<String> = changes.iter().filter_map(|c| c.zone_id.clone()).collect();
-            let routing_accounts: BTreeSet<String> =
-                changes.iter().filter(|c| c.kind == "ROUTING").filter_map(|c| c.account_id.clone()).collect();
-            let mut snapshot = (**self.state.snapshot.load()).clone();
-            for account_id in &routing_accounts {
-                match self.store.account_routing(account_id).await {
-                    Ok(routing) => snapshot.insert_routing(account_id, Arc::new(routing)),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "loading routing data failed; will retry");
-                        return applied;
+    /// Applies every change of `batch` to the snapshot: the routing data of
+    /// the accounts named, the verdicts when a `HEALTH` change is in it, and
+    /// each changed zone reloaded (or removed). On an error nothing is
+    /// swapped in and the batch must be applied again.
+    async fn apply(&self, batch: &ChangeBatch) -> Result<(), StoreError> {
+        let mut snapshot = (**self.state.snapshot.load()).clone();
+        for account_id in batch.routing_accounts() {
+            let routing = self.store.account_routing(account_id).await?;
+            snapshot.insert_routing(account_id, Arc::new(routing));
+        }
+        if batch.has_health() {
+            self.reload_health().await?;
+        }
+        let zone_ids = batch.zone_ids();
+        for zone_id in &zone_ids {
+            match self.store.load_zone(zone_id).await? {
+                Some((zone, rrsets)) => {
+                    // Content that cannot be built at all (the store refuses
+                    // such zones) keeps the old content; retrying cannot help.
+                    if let Some(content) = build_zone(zone, &rrsets, &self.usage) {
+                        snapshot.insert(content);
                     }
                 }
-            }
-            if changes.iter().any(|c| c.kind == "HEALTH")
-                && let Err(e) = self.reload_health().await
-            {
-                tracing::debug!(error = %e, "loading health verdicts failed; will retry");
-                return applied;
-            }
-            for zone_id in &zone_ids {
-                match self.store.load_zone(zone_id).await {
-                    Ok(Some((zone, rrsets))) => {
-                        if let Some(content) = build_zone(zone, &rrsets, &self.usage) {
-                            snapshot.insert(content);
-                        }
-                    }
-                    Ok(None) => {
-                        snapshot.remove(zone_id);
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "loading a changed zone failed; will retry");
-                        return applied;
-                    }
+                None => {
+                    snapshot.remove(zone_id);
                 }
             }
+        }
+        if !zone_ids.is_empty() || !batch.routing_accounts().is_empty() {
             self.state.replace_snapshot(snapshot);
-            self.last_seq = newest;
-            applied = true;
-            tracing::debug!(seq = newest, zones = zone_ids.len(), "changes applied");
+        }
+        Ok(())
+    }
+}
+
+/// Writes the server's heartbeat with the last applied position: at once
+/// when it moves (so INSYNC follows the apply, also right after the database
+/// comes back), every [`HEARTBEAT_INTERVAL`] anyway (well inside
+/// [`DNS_SERVER_LIVENESS`], and independent of how long an apply takes), and
+/// every [`HEARTBEAT_RETRY`] while writing fails.
+async fn heartbeat(
+    store: Store,
+    server_id: String,
+    hostname: String,
+    mut applied: watch::Receiver<i64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    const _: () = assert!(HEARTBEAT_INTERVAL.as_secs() * 3 < DNS_SERVER_LIVENESS.as_secs());
+    loop {
+        let seq = *applied.borrow_and_update();
+        let wait = match store.dns_heartbeat(&server_id, &hostname, seq).await {
+            Ok(()) => HEARTBEAT_INTERVAL,
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat failed");
+                HEARTBEAT_RETRY
+            }
+        };
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
         }
     }
 }

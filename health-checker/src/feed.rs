@@ -1,15 +1,17 @@
 //! The checks a checker probes, kept current: a full load at start, then
-//! one check at a time as `signpost_health_checks` announces them, and a
-//! full reload every poll interval and whenever the LISTEN connection was
-//! lost (notifications may have been missed), so checks written by other
-//! means are found too.
+//! the store's [`ChangeFeed`]: every `HEALTH` change that names a check
+//! (created, deleted, overridden) reloads that check. The feed is gap-free
+//! and polls when LISTEN is down, so no check is missed; a full reload every
+//! poll interval still finds checks written by other means.
 
 use std::time::Duration;
 
-use signpost_store::Store;
 use signpost_store::health::HealthCheck;
-use sqlx::postgres::PgListener;
+use signpost_store::{ChangeBatch, ChangeFeed, Store, StoreError};
 use tokio::sync::{mpsc, watch};
+
+/// How soon a failed load is tried again.
+const RETRY: Duration = Duration::from_millis(500);
 
 /// A change to the set of checks.
 #[derive(Debug)]
@@ -29,7 +31,19 @@ pub async fn run(
     out: mpsc::Sender<FeedEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut listener: Option<PgListener> = None;
+    // The position first, then the full load: a check changed in between
+    // is in both, never in neither.
+    let position = loop {
+        match store.latest_change_seq().await {
+            Ok(seq) => break seq,
+            Err(e) => tracing::warn!(error = %e, "reading the change log failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    };
+    let mut feed = ChangeFeed::new(store.clone(), position);
     let mut reload = true;
     let mut poll_timer = tokio::time::interval(poll);
     poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -37,15 +51,6 @@ pub async fn run(
     loop {
         if *shutdown.borrow() {
             return;
-        }
-        if listener.is_none() {
-            match store.listen_health_checks().await {
-                Ok(l) => {
-                    listener = Some(l);
-                    reload = true;
-                }
-                Err(e) => tracing::debug!(error = %e, "LISTEN for health checks failed; polling"),
-            }
         }
         if reload {
             match store.probe_targets().await {
@@ -58,43 +63,34 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "loading health checks failed; will retry"),
             }
         }
-        let retry = if reload || listener.is_none() { Duration::from_millis(500) } else { poll };
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = poll_timer.tick() => reload = true,
-            _ = tokio::time::sleep(retry), if reload || listener.is_none() => {}
-            note = next_notification(&mut listener) => match note {
-                Ok(Some(id)) => {
-                    let event = match store.health_check_by_id(&id).await {
-                        Ok(Some(check)) => FeedEvent::Upsert(Box::new(check)),
-                        Ok(None) => FeedEvent::Removed(id),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "loading a health check failed; reloading all");
-                            reload = true;
-                            continue;
+            _ = tokio::time::sleep(RETRY), if reload => {}
+            batch = feed.next() => match changed_checks(&store, &batch).await {
+                Ok(events) => {
+                    for event in events {
+                        if out.send(event).await.is_err() {
+                            return;
                         }
-                    };
-                    if out.send(event).await.is_err() {
-                        return;
                     }
+                    feed.applied(&batch);
                 }
-                // The connection was lost (and is reconnected by the next
-                // receive): notifications may be missing.
-                Ok(None) => reload = true,
-                Err(e) => {
-                    tracing::debug!(error = %e, "health-check notifications lost; reloading");
-                    listener = None;
-                    reload = true;
-                }
+                // Not applied: the feed hands the batch out again.
+                Err(e) => tracing::debug!(error = %e, "loading a changed health check failed; will retry"),
             },
         }
     }
 }
 
-/// The next notification's payload; pends forever without a listener.
-async fn next_notification(listener: &mut Option<PgListener>) -> Result<Option<String>, sqlx::Error> {
-    match listener {
-        Some(l) => Ok(l.try_recv().await?.map(|n| n.payload().to_string())),
-        None => std::future::pending().await,
+/// The current state of every check the batch names.
+async fn changed_checks(store: &Store, batch: &ChangeBatch) -> Result<Vec<FeedEvent>, StoreError> {
+    let mut events = Vec::new();
+    for id in batch.health_check_ids() {
+        events.push(match store.health_check_by_id(id).await? {
+            Some(check) => FeedEvent::Upsert(Box::new(check)),
+            None => FeedEvent::Removed(id.to_string()),
+        });
     }
+    Ok(events)
 }

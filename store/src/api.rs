@@ -13,7 +13,7 @@ use signpost_core::{RecordSet, ValidationError};
 use sqlx::Row;
 use sqlx::postgres::{PgPoolOptions, PgRow};
 
-use crate::changes::log_change;
+use crate::feed::{NewChange, append};
 use crate::{ChangeInfo, Result, Store, StoreError, hash_api_key, new_api_key};
 
 /// Longest API key name.
@@ -423,8 +423,9 @@ impl Store {
             });
         }
         sqlx::query("DELETE FROM hosted_zones WHERE id = $1").bind(zone_id).execute(&mut *tx).await?;
-        let info = log_change(&mut tx, Some(account_id), Some(zone_id), "ZONE_DELETED", Some("zone deleted"))
-            .await?;
+        let info =
+            append(&mut tx, NewChange::zone_deleted(account_id, zone_id).comment(Some("zone deleted")))
+                .await?;
         tx.commit().await?;
         Ok(info)
     }

@@ -7,8 +7,9 @@ use signpost_core::validate::{check_zone_consistency, validate_record_set};
 use signpost_core::{HostedZone, RecordSet, ValidationError};
 use sqlx::{PgConnection, Row};
 
+use crate::feed::{NewChange, append};
 use crate::rows::{RrsetRow, SELECT_RRSET_BY_KEY, insert_rrset, zone_from_row, zone_rrsets};
-use crate::{CHANGES_CHANNEL, DNS_SERVER_LIVENESS, Result, Store, StoreError};
+use crate::{DNS_SERVER_LIVENESS, Result, Store, StoreError};
 
 /// Route 53's bound on records in one batch.
 pub const MAX_BATCH_RECORDS: usize = 1000;
@@ -59,38 +60,6 @@ pub struct ChangeInfo {
     /// Position in the change log.
     #[serde(skip)]
     pub seq: i64,
-}
-
-/// Appends to the change log and notifies listeners (inside the caller's transaction).
-pub(crate) async fn log_change(
-    conn: &mut PgConnection,
-    account_id: Option<&str>,
-    zone_id: Option<&str>,
-    kind: &str,
-    comment: Option<&str>,
-) -> Result<ChangeInfo> {
-    let row = sqlx::query(
-        "INSERT INTO changes (account_id, zone_id, kind, comment) VALUES ($1, $2, $3, $4)
-         RETURNING seq, id, submitted_at",
-    )
-    .bind(account_id)
-    .bind(zone_id)
-    .bind(kind)
-    .bind(comment)
-    .fetch_one(&mut *conn)
-    .await?;
-    let seq: i64 = row.try_get("seq")?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGES_CHANNEL)
-        .bind(seq.to_string())
-        .execute(&mut *conn)
-        .await?;
-    Ok(ChangeInfo {
-        id: row.try_get("id")?,
-        status: ChangeStatus::Pending,
-        submitted_at: row.try_get("submitted_at")?,
-        seq,
-    })
 }
 
 fn is_unique_violation(e: &StoreError) -> bool {
@@ -157,85 +126,8 @@ impl Store {
         comment: Option<&str>,
         check: ZoneCheck<'_>,
     ) -> Result<ChangeInfo> {
-        check_batch_bounds(changes)?;
         let mut tx = self.pool().begin().await?;
-        let zone = lock_zone(&mut tx, zone_id, account_id).await?;
-        let apex = signpost_core::names::parse_name(&zone.name, "zone")?;
-        for (i, change) in changes.iter().enumerate() {
-            let field = format!("changes[{i}].rrset");
-            let parsed = validate_record_set(&apex, &change.rrset).map_err(|e| e.within(&field))?;
-            let rrset = parsed.canonical;
-            if matches!(rrset.rtype.as_str(), "SOA") && change.action != ChangeAction::Upsert {
-                return Err(ValidationError::new(
-                    format!("{field}.type"),
-                    "the SOA record set can only be changed with UPSERT",
-                )
-                .into());
-            }
-            let existing: Option<RrsetRow> = sqlx::query_as(SELECT_RRSET_BY_KEY)
-                .bind(&zone.id)
-                .bind(&rrset.name)
-                .bind(&rrset.rtype)
-                .bind(&rrset.set_identifier)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let existing = existing.map(RrsetRow::into_record_set);
-            let describe =
-                || format!("[name='{}', type='{}'{}]", rrset.name, rrset.rtype, set_id_text(&rrset));
-            match change.action {
-                ChangeAction::Create => {
-                    if existing.is_some() {
-                        return Err(StoreError::Conflict {
-                            field,
-                            message: format!(
-                                "Tried to create resource record set {} but it already exists",
-                                describe()
-                            ),
-                        });
-                    }
-                    insert_rrset(&mut tx, &zone.id, &rrset).await?;
-                }
-                ChangeAction::Upsert => {
-                    if existing.is_some() {
-                        delete_by_key(&mut tx, &zone.id, &rrset).await?;
-                    }
-                    insert_rrset(&mut tx, &zone.id, &rrset).await?;
-                }
-                ChangeAction::Delete => {
-                    if matches!(rrset.rtype.as_str(), "NS") && rrset.name == zone.name {
-                        return Err(ValidationError::new(
-                            format!("{field}.type"),
-                            "the apex NS record set cannot be deleted",
-                        )
-                        .into());
-                    }
-                    match existing {
-                        Some(stored) if same_rrset(&stored, &rrset) => {
-                            delete_by_key(&mut tx, &zone.id, &rrset).await?;
-                        }
-                        Some(_) => {
-                            return Err(StoreError::Conflict {
-                                field,
-                                message: format!(
-                                    "Tried to delete resource record set {} but the values provided do not match the current values",
-                                    describe()
-                                ),
-                            });
-                        }
-                        None => {
-                            return Err(StoreError::NotFound(format!(
-                                "resource record set {} (changes[{i}])",
-                                describe()
-                            )));
-                        }
-                    }
-                }
-            }
-        }
-        let all = zone_rrsets(&mut *tx, &zone.id).await?;
-        check(&zone, &all)?;
-        check_zone_consistency(&apex, &all)?;
-        let info = finish_zone_change(&mut tx, &zone, account_id, comment).await?;
+        let info = apply_changes_in(&mut tx, zone_id, account_id, changes, comment, check).await?;
         tx.commit().await?;
         Ok(info)
     }
@@ -280,9 +172,11 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let zone = lock_zone(&mut tx, zone_id, account_id).await?;
         sqlx::query("DELETE FROM hosted_zones WHERE id = $1").bind(&zone.id).execute(&mut *tx).await?;
-        let info =
-            log_change(&mut tx, Some(&zone.account_id), Some(&zone.id), "ZONE_DELETED", Some("zone deleted"))
-                .await?;
+        let info = append(
+            &mut tx,
+            NewChange::zone_deleted(&zone.account_id, &zone.id).comment(Some("zone deleted")),
+        )
+        .await?;
         tx.commit().await?;
         Ok(info)
     }
@@ -310,6 +204,97 @@ impl Store {
             seq: row.try_get("seq")?,
         })
     }
+}
+
+/// [`Store::apply_changes_checked`] inside the caller's transaction, which
+/// the caller commits: locks the zone, applies the batch, runs the checks,
+/// bumps the serial and appends the change to the log as the last statement
+/// (from then on other appends wait for this transaction to end).
+pub async fn apply_changes_in(
+    conn: &mut PgConnection,
+    zone_id: &str,
+    account_id: Option<&str>,
+    changes: &[Change],
+    comment: Option<&str>,
+    check: ZoneCheck<'_>,
+) -> Result<ChangeInfo> {
+    check_batch_bounds(changes)?;
+    let zone = lock_zone(&mut *conn, zone_id, account_id).await?;
+    let apex = signpost_core::names::parse_name(&zone.name, "zone")?;
+    for (i, change) in changes.iter().enumerate() {
+        let field = format!("changes[{i}].rrset");
+        let parsed = validate_record_set(&apex, &change.rrset).map_err(|e| e.within(&field))?;
+        let rrset = parsed.canonical;
+        if matches!(rrset.rtype.as_str(), "SOA") && change.action != ChangeAction::Upsert {
+            return Err(ValidationError::new(
+                format!("{field}.type"),
+                "the SOA record set can only be changed with UPSERT",
+            )
+            .into());
+        }
+        let existing: Option<RrsetRow> = sqlx::query_as(SELECT_RRSET_BY_KEY)
+            .bind(&zone.id)
+            .bind(&rrset.name)
+            .bind(&rrset.rtype)
+            .bind(&rrset.set_identifier)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let existing = existing.map(RrsetRow::into_record_set);
+        let describe = || format!("[name='{}', type='{}'{}]", rrset.name, rrset.rtype, set_id_text(&rrset));
+        match change.action {
+            ChangeAction::Create => {
+                if existing.is_some() {
+                    return Err(StoreError::Conflict {
+                        field,
+                        message: format!(
+                            "Tried to create resource record set {} but it already exists",
+                            describe()
+                        ),
+                    });
+                }
+                insert_rrset(&mut *conn, &zone.id, &rrset).await?;
+            }
+            ChangeAction::Upsert => {
+                if existing.is_some() {
+                    delete_by_key(&mut *conn, &zone.id, &rrset).await?;
+                }
+                insert_rrset(&mut *conn, &zone.id, &rrset).await?;
+            }
+            ChangeAction::Delete => {
+                if matches!(rrset.rtype.as_str(), "NS") && rrset.name == zone.name {
+                    return Err(ValidationError::new(
+                        format!("{field}.type"),
+                        "the apex NS record set cannot be deleted",
+                    )
+                    .into());
+                }
+                match existing {
+                    Some(stored) if same_rrset(&stored, &rrset) => {
+                        delete_by_key(&mut *conn, &zone.id, &rrset).await?;
+                    }
+                    Some(_) => {
+                        return Err(StoreError::Conflict {
+                            field,
+                            message: format!(
+                                "Tried to delete resource record set {} but the values provided do not match the current values",
+                                describe()
+                            ),
+                        });
+                    }
+                    None => {
+                        return Err(StoreError::NotFound(format!(
+                            "resource record set {} (changes[{i}])",
+                            describe()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    let all = zone_rrsets(&mut *conn, &zone.id).await?;
+    check(&zone, &all)?;
+    check_zone_consistency(&apex, &all)?;
+    finish_zone_change(conn, &zone, account_id, comment).await
 }
 
 fn set_id_text(rrset: &RecordSet) -> String {
@@ -359,7 +344,8 @@ async fn finish_zone_change(
         .bind(&zone.id)
         .execute(&mut *conn)
         .await?;
-    log_change(conn, account_id.or(Some(&zone.account_id)), Some(&zone.id), "ZONE", comment).await
+    let account_id = account_id.unwrap_or(&zone.account_id);
+    append(conn, NewChange::zone(account_id, &zone.id).comment(comment)).await
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Health checks in the database: what the control API needs (create with
 //! validation, list, get, delete, override, per-checker status, history)
-//! and what the health checker needs (the checks to probe, a change feed on
-//! `signpost_health_checks`, heartbeats, batched observation writes that
-//! announce verdict changes to the DNS servers), and the verdicts the DNS
+//! and what the health checker needs (the checks to probe, found again by
+//! the `HEALTH` changes that name them in the change log, heartbeats,
+//! batched observation writes that announce verdict changes to the DNS
+//! servers), and the verdicts the DNS
 //! servers load. The rules themselves are pure: `spec` (validation),
 //! `target` (which addresses may be probed), `verdict` (quorum, override,
 //! calculated checks).
@@ -19,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signpost_core::ValidationError;
 use sqlx::Row;
-use sqlx::postgres::{PgListener, PgRow};
+use sqlx::postgres::PgRow;
 
 pub use crate::routing::{DEFAULT_CHECKER_LIVENESS, DEFAULT_HEALTHY_SHARE};
 pub use spec::{CheckType, HealthCheckConfig, HealthCheckSpec};
@@ -27,12 +28,8 @@ pub use target::{AddressClass, TargetPolicy, TargetRefused};
 pub use verdict::{CheckFacts, verdicts};
 
 use crate::api::Page;
-use crate::changes::log_change;
+use crate::feed::{NewChange, append};
 use crate::{Result, Store, StoreError};
-
-/// The channel on which every created or deleted health check is announced;
-/// the payload is the check's id. Checkers follow it (and poll as a fallback).
-pub const HEALTH_CHECKS_CHANNEL: &str = "signpost_health_checks";
 
 /// The operator's maintenance override of a check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,13 +379,11 @@ impl Store {
                 return Err(e);
             }
         };
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(HEALTH_CHECKS_CHANNEL)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
         let sql = select_check!("WHERE id = $1");
         let check = check_from_row(&sqlx::query(sql).bind(&id).fetch_one(&mut *tx).await?)?;
+        // Last before COMMIT: checkers load the new check from this change.
+        append(&mut tx, NewChange::health_check(account_id, &id).comment(Some("health check created")))
+            .await?;
         tx.commit().await?;
         Ok(CreatedHealthCheck { check, created: true })
     }
@@ -463,10 +458,7 @@ impl Store {
             }
             return Err(e);
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(HEALTH_CHECKS_CHANNEL)
-            .bind(check_id)
-            .execute(&mut *tx)
+        append(&mut tx, NewChange::health_check(account_id, check_id).comment(Some("health check deleted")))
             .await?;
         tx.commit().await?;
         Ok(())
@@ -492,10 +484,10 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("health check {check_id}")));
         }
-        let comment = format!("override of {check_id}: {}", state.map_or("none", OverrideState::as_str));
-        log_change(&mut tx, Some(account_id), None, "HEALTH", Some(&comment)).await?;
         let sql = select_check!("WHERE id = $1");
         let check = check_from_row(&sqlx::query(sql).bind(check_id).fetch_one(&mut *tx).await?)?;
+        let comment = format!("override of {check_id}: {}", state.map_or("none", OverrideState::as_str));
+        append(&mut tx, NewChange::health_check(account_id, check_id).comment(Some(&comment))).await?;
         tx.commit().await?;
         Ok(check)
     }
@@ -590,13 +582,6 @@ impl Store {
         row.map(|r| check_from_row(&r)).transpose()
     }
 
-    /// A listener subscribed to [`HEALTH_CHECKS_CHANNEL`].
-    pub async fn listen_health_checks(&self) -> Result<PgListener> {
-        let mut listener = PgListener::connect_with(self.pool()).await?;
-        listener.listen(HEALTH_CHECKS_CHANNEL).await?;
-        Ok(listener)
-    }
-
     /// Records (or refreshes) a checker's heartbeat.
     pub async fn checker_heartbeat(&self, checker_id: &str, region: &str) -> Result<()> {
         sqlx::query(
@@ -620,7 +605,7 @@ impl Store {
             .await?;
         if gone.rows_affected() > 0 {
             let comment = format!("health checker {checker_id} stopped");
-            log_change(&mut tx, None, None, "HEALTH", Some(&comment)).await?;
+            append(&mut tx, NewChange::health(None).comment(Some(&comment))).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -684,7 +669,7 @@ impl Store {
         }
         if batch.announce {
             let comment = format!("{} health state changes from checker {checker_id}", batch.flips.len());
-            log_change(&mut tx, None, None, "HEALTH", Some(&comment)).await?;
+            append(&mut tx, NewChange::health(None).comment(Some(&comment))).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod bootstrap;
 mod changes;
+pub mod feed;
 pub mod health;
 pub mod routing;
 pub mod routing_api;
@@ -17,12 +18,14 @@ use std::time::Duration;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use signpost_core::{HostedZone, RecordSet, ValidationError};
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 
 pub use changes::{
     Change, ChangeAction, ChangeInfo, ChangeStatus, MAX_BATCH_RECORDS, MAX_BATCH_VALUE_CHARS, ZoneCheck,
+    apply_changes_in,
 };
+pub use feed::{ChangeBatch, ChangeFeed, ChangeKind, ChangeRow, NewChange};
 use rows::RrsetRow;
 
 /// The schema's migrations, embedded at build time.
@@ -33,6 +36,10 @@ pub const CHANGES_CHANNEL: &str = "signpost_changes";
 
 /// A DNS server whose heartbeat is older than this no longer counts as live.
 pub const DNS_SERVER_LIVENESS: Duration = Duration::from_secs(30);
+
+/// A DNS server's row is deleted once its heartbeat is this old (a server
+/// that died without saying so), so the table stays as small as the fleet.
+pub const DNS_SERVER_RETENTION: Duration = Duration::from_secs(600);
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -92,19 +99,6 @@ pub struct NewAccount {
     pub account_id: String,
     /// The API key's secret.
     pub api_key: String,
-}
-
-/// One row of the change log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeRow {
-    /// Position in the log.
-    pub seq: i64,
-    /// The account the change belongs to.
-    pub account_id: Option<String>,
-    /// The zone whose content changed.
-    pub zone_id: Option<String>,
-    /// What changed (`ZONE`, `ZONE_DELETED`, `HEALTH`, `ROUTING`).
-    pub kind: String,
 }
 
 /// Settings for zones created by Signpost (SOA and NS of a new zone).
@@ -245,7 +239,7 @@ impl Store {
         for rrset in [&soa, &ns] {
             rows::insert_rrset(&mut tx, &zone.id, rrset).await?;
         }
-        changes::log_change(&mut tx, Some(account_id), Some(&zone.id), "ZONE", Some("zone created")).await?;
+        feed::append(&mut tx, NewChange::zone(account_id, &zone.id).comment(Some("zone created"))).await?;
         tx.commit().await?;
         Ok(zone)
     }
@@ -290,7 +284,10 @@ impl Store {
     }
 
     /// Every zone with its record sets, and the change-log position they
-    /// reflect (at least), read in one consistent snapshot.
+    /// reflect (at least), read in one consistent snapshot. Appends are
+    /// serialized (`feed`), so every change up to that position is in the
+    /// snapshot and none below it can commit later: following the log from
+    /// it misses nothing.
     pub async fn load_all_zones(&self) -> Result<(i64, Vec<(HostedZone, Vec<RecordSet>)>)> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
@@ -318,65 +315,23 @@ impl Store {
         Ok((seq, zones))
     }
 
-    /// The newest position of the change log (0 when empty).
-    pub async fn latest_change_seq(&self) -> Result<i64> {
-        let row =
-            sqlx::query("SELECT coalesce(max(seq), 0) AS seq FROM changes").fetch_one(&self.pool).await?;
-        Ok(row.try_get("seq")?)
-    }
-
-    /// Change-log rows after `seq`, oldest first, at most `limit`.
-    pub async fn changes_after(&self, seq: i64, limit: i64) -> Result<Vec<ChangeRow>> {
-        let rows = sqlx::query(
-            "SELECT seq, account_id, zone_id, kind FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(seq)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChangeRow {
-                    seq: r.try_get("seq")?,
-                    account_id: r.try_get("account_id")?,
-                    zone_id: r.try_get("zone_id")?,
-                    kind: r.try_get("kind")?,
-                })
-            })
-            .collect()
-    }
-
-    /// A listener subscribed to the change channel.
-    pub async fn listen_changes(&self) -> Result<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(CHANGES_CHANNEL).await?;
-        Ok(listener)
-    }
-
-    /// Appends a change-log row that is not a zone's content (kind `HEALTH`
-    /// or `ROUTING`) and notifies the DNS servers.
-    pub async fn log_change(
-        &self,
-        account_id: Option<&str>,
-        kind: &str,
-        comment: Option<&str>,
-    ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
-        let info = changes::log_change(&mut tx, account_id, None, kind, comment).await?;
-        tx.commit().await?;
-        Ok(info.seq)
-    }
-
-    /// Records (or refreshes) a DNS server's heartbeat and the last change it applied.
+    /// Records (or refreshes) a DNS server's heartbeat and the last change it
+    /// applied (everything up to it), and deletes the rows of servers silent
+    /// for [`DNS_SERVER_RETENTION`].
     pub async fn dns_heartbeat(&self, server_id: &str, hostname: &str, last_change_seq: i64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO dns_servers (id, hostname, last_change_seq) VALUES ($1, $2, $3)
+            "WITH pruned AS (
+                 DELETE FROM dns_servers
+                 WHERE heartbeat_at < now() - make_interval(secs => $4) AND id <> $1
+             )
+             INSERT INTO dns_servers (id, hostname, last_change_seq) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(),
                  last_change_seq = greatest(dns_servers.last_change_seq, excluded.last_change_seq)",
         )
         .bind(server_id)
         .bind(hostname)
         .bind(last_change_seq)
+        .bind(DNS_SERVER_RETENTION.as_secs_f64())
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -20,7 +20,7 @@ use signpost_core::{HostedZone, RecordSet, ValidationError};
 use sqlx::{PgConnection, Row};
 
 use crate::api::Page;
-use crate::changes::log_change;
+use crate::feed::{NewChange, append};
 use crate::{Result, Store, StoreError, rows};
 
 /// Longest CIDR collection name (Route 53's bound).
@@ -255,8 +255,9 @@ async fn lock_account(conn: &mut PgConnection, account_id: &str) -> Result<()> {
     }
 }
 
+/// Appends the account's `ROUTING` change: the last statement before COMMIT.
 async fn log_routing(conn: &mut PgConnection, account_id: &str, comment: &str) -> Result<()> {
-    log_change(conn, Some(account_id), None, "ROUTING", Some(comment)).await?;
+    append(conn, NewChange::routing(account_id).comment(Some(comment))).await?;
     Ok(())
 }
 
@@ -582,8 +583,8 @@ impl Store {
         .bind(&latencies)
         .execute(&mut *tx)
         .await?;
-        log_routing(&mut tx, account_id, &format!("latency table: {} entries", entries.len())).await?;
         let table = latency_rows(&mut tx, account_id).await?;
+        log_routing(&mut tx, account_id, &format!("latency table: {} entries", entries.len())).await?;
         tx.commit().await?;
         Ok(table)
     }
