@@ -66,12 +66,25 @@ fn insync_only_when_served(
             start.elapsed() < limit,
             "change {change_id} ({name}) not served and INSYNC within {limit:?}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn upsert(name: &str, ip: &str) -> Change {
     Change { action: ChangeAction::Upsert, rrset: RecordSet::simple(name, "A", 60, &[ip]) }
+}
+
+/// One UPSERT through the production path on a connection of its own that
+/// waits `delay` between the log append and COMMIT (a slow commit: network,
+/// fsync); returns the change id.
+async fn slow_upsert(url: &str, zone_id: &str, name: &str, ip: &str, delay: Duration) -> String {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    let info =
+        apply_changes_in(&mut *tx, zone_id, None, &[upsert(name, ip)], None, &|_, _| Ok(())).await.unwrap();
+    tokio::time::sleep(delay).await;
+    tx.commit().await.unwrap();
+    info.id
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -170,14 +183,17 @@ async fn three_hundred_concurrent_batches_are_all_served_and_insync_only_when_se
         }
     }
 
-    // One UPSERT per zone, 16 at a time, all released together; each
-    // thread then follows its own changes until served and INSYNC.
+    // One UPSERT per zone, 16 at a time, all released together: 290
+    // through the API, 10 committing 0.3-0.6 s after their append (slow
+    // commits, so that the follower reads while they are open). Each thread then follows its own changes until served and INSYNC.
     let zones = Arc::new(zones);
+    let runtime = tokio::runtime::Handle::current();
     let barrier = Arc::new(std::sync::Barrier::new(THREADS));
     let started = Instant::now();
     let writers: Vec<_> = (0..THREADS)
         .map(|t| {
             let (api, zones, barrier) = (api.clone(), zones.clone(), barrier.clone());
+            let (runtime, url) = (runtime.clone(), db.url.clone());
             std::thread::spawn(move || {
                 barrier.wait();
                 let mine: Vec<(String, String, String)> = (t..ZONES)
@@ -185,7 +201,13 @@ async fn three_hundred_concurrent_batches_are_all_served_and_insync_only_when_se
                     .map(|i| {
                         let name = format!("r.z{i}.feed.test.");
                         let ip = format!("198.51.{}.{}", 100 + i / 250, i % 250 + 1);
-                        (api_upsert(&api, &zones[i], &name, &ip), name, ip)
+                        let id = if i % 30 == 0 {
+                            let delay = Duration::from_millis(300 + rand::random::<u64>() % 300);
+                            runtime.block_on(slow_upsert(&url, &zones[i], &name, &ip, delay))
+                        } else {
+                            api_upsert(&api, &zones[i], &name, &ip)
+                        };
+                        (id, name, ip)
                     })
                     .collect();
                 for (id, name, ip) in &mine {
