@@ -81,7 +81,7 @@ async fn slow_upsert(url: &str, zone_id: &str, name: &str, ip: &str, delay: Dura
     let mut conn = PgConnection::connect(url).await.unwrap();
     let mut tx = conn.begin().await.unwrap();
     let info =
-        apply_changes_in(&mut *tx, zone_id, None, &[upsert(name, ip)], None, &|_, _| Ok(())).await.unwrap();
+        apply_changes_in(&mut tx, zone_id, None, &[upsert(name, ip)], None, &|_, _| Ok(())).await.unwrap();
     tokio::time::sleep(delay).await;
     tx.commit().await.unwrap();
     info.id
@@ -106,7 +106,7 @@ async fn a_change_committed_after_later_ones_is_served_and_not_insync_before() {
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     let mut held = conn.begin().await.unwrap();
     let held_change = apply_changes_in(
-        &mut *held,
+        &mut held,
         &held_zone,
         None,
         &[upsert("slow.held.feed.test.", "198.51.100.99")],
