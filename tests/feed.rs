@@ -374,3 +374,46 @@ async fn rows_of_long_silent_dns_servers_are_pruned() {
     }
     assert!(serves(server.dns, "x.p.feed.test.", "192.0.2.9"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insync_follows_soon_after_the_database_comes_back() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let (mut proxy, url) =
+        proxied_url(&db).expect("the test database over TCP (the proxy cannot carry a Unix socket)");
+    let account = store.ensure_account("feed").await.unwrap();
+    let zone = store.create_zone(&account, "back.feed.test.", None, &Default::default()).await.unwrap().id;
+    let args: Vec<String> = ["dns", "--dns-addr", "127.0.0.1:0"].iter().map(|s| s.to_string()).collect();
+    let server = Signpost::launch(&url, &args, true, false, &[]);
+    let up = wait_until(Duration::from_secs(5), || {
+        ask(server.dns, "back.feed.test.", RecordType::SOA).answers.len() == 1
+    });
+    assert!(up.is_some(), "zone not served:\n{}", server.log());
+
+    // The server loses its database (LISTEN and pool), a change commits meanwhile.
+    proxy.down();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let change = store
+        .apply_changes(&zone, None, &[upsert("after.back.feed.test.", "192.0.2.77")], None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!serves(server.dns, "after.back.feed.test.", "192.0.2.77"), "served without a database?");
+    assert_eq!(store.change(&change.id, None).await.unwrap().status, ChangeStatus::Pending);
+
+    proxy.up();
+    let back = Instant::now();
+    while store.change(&change.id, None).await.unwrap().status != ChangeStatus::Insync {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "never INSYNC after the database came back:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = back.elapsed();
+    assert!(serves(server.dns, "after.back.feed.test.", "192.0.2.77"), "INSYNC but not answered");
+    eprintln!("INSYNC {took:?} after the database came back");
+    // The heartbeat follows the apply at once (it used to wait for its 5 s timer).
+    assert!(took < Duration::from_secs(3), "INSYNC took {took:?} after the database came back");
+}
