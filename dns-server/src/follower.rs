@@ -166,20 +166,25 @@ impl Follower {
     /// each changed zone reloaded (or removed). On an error nothing is
     /// swapped in and the batch must be applied again.
     async fn apply(&self, batch: &ChangeBatch) -> Result<(), StoreError> {
-        let mut snapshot = (**self.state.snapshot.load()).clone();
-        for account_id in batch.routing_accounts() {
-            let routing = self.store.account_routing(account_id).await?;
-            snapshot.insert_routing(account_id, Arc::new(routing));
-        }
         if batch.has_health() {
             self.reload_health().await?;
         }
+        let routing_accounts = batch.routing_accounts();
         let zone_ids = batch.zone_ids();
+        if routing_accounts.is_empty() && zone_ids.is_empty() {
+            // Verdicts live beside the snapshot: nothing to swap.
+            return Ok(());
+        }
+        let mut snapshot = (**self.state.snapshot.load()).clone();
+        for account_id in routing_accounts {
+            let routing = self.store.account_routing(account_id).await?;
+            snapshot.insert_routing(account_id, Arc::new(routing));
+        }
         for zone_id in &zone_ids {
             match self.store.load_zone(zone_id).await? {
                 Some((zone, rrsets)) => {
-                    // Content that cannot be built at all (the store refuses
-                    // such zones) keeps the old content; retrying cannot help.
+                    // Content that cannot be built at all (a zone the store
+                    // would refuse) keeps the old content: retrying cannot help.
                     if let Some(content) = build_zone(zone, &rrsets, &self.usage) {
                         snapshot.insert(content);
                     }
@@ -189,9 +194,7 @@ impl Follower {
                 }
             }
         }
-        if !zone_ids.is_empty() || !batch.routing_accounts().is_empty() {
-            self.state.replace_snapshot(snapshot);
-        }
+        self.state.replace_snapshot(snapshot);
         Ok(())
     }
 }
