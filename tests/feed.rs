@@ -417,3 +417,91 @@ async fn insync_follows_soon_after_the_database_comes_back() {
     // The heartbeat follows the apply at once (it used to wait for its 5 s timer).
     assert!(took < Duration::from_secs(3), "INSYNC took {took:?} after the database came back");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_busy_applying_stays_live_and_its_change_pending() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let account = store.ensure_account("feed").await.unwrap();
+    let server = Signpost::dns_only(&db, &[]);
+    let heartbeat_age = || async {
+        let age: f64 = sqlx::query_scalar(
+            "SELECT extract(epoch FROM now() - max(heartbeat_at))::float8 FROM dns_servers",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        age
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slowest_live_server(&store).await.is_none() {
+        assert!(Instant::now() < deadline, "no heartbeat:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Reading the account's routing data blocks behind this lock, so the
+    // server cannot apply the next change for longer than the 30 s liveness.
+    let mut blocker = PgConnection::connect(&db.url).await.unwrap();
+    let mut lock = blocker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE cidr_collections IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    let seq = store.log_change(signpost_store::NewChange::routing(&account)).await.unwrap();
+    let change_id: String = sqlx::query_scalar("SELECT id FROM changes WHERE seq = $1")
+        .bind(seq)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let blocked_since = Instant::now();
+    while blocked_since.elapsed() < Duration::from_secs(34) {
+        let age = heartbeat_age().await;
+        assert!(age < 10.0, "heartbeat {age:.1} s old while the server works");
+        let status = store.change(&change_id, None).await.unwrap().status;
+        assert_eq!(
+            status,
+            ChangeStatus::Pending,
+            "INSYNC after {:?} while not applied",
+            blocked_since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    lock.rollback().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.change(&change_id, None).await.unwrap().status != ChangeStatus::Insync {
+        assert!(Instant::now() < deadline, "never INSYNC once unblocked:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_hands_a_batch_out_again_until_it_is_applied() {
+    use signpost_store::{ChangeFeed, ChangeKind, NewChange};
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let account = store.ensure_account("feed").await.unwrap();
+    let start = store.latest_change_seq().await.unwrap();
+    let zone = store.create_zone(&account, "f.feed.test.", None, &Default::default()).await.unwrap().id;
+    let routing = store.log_change(NewChange::routing(&account)).await.unwrap();
+    let mut feed = ChangeFeed::new(store.clone(), start);
+    let first = next(&mut feed).await;
+    let kinds: Vec<ChangeKind> = first.rows.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [ChangeKind::Zone, ChangeKind::Routing]);
+    assert_eq!(first.rows[0].zone_id.as_deref(), Some(zone.as_str()));
+    assert_eq!(first.last_seq(), routing);
+    // Not applied (the consumer failed): the same rows again, the position unmoved.
+    let again = next(&mut feed).await;
+    assert_eq!(again, first);
+    assert_eq!(feed.position(), start);
+    feed.applied(&again);
+    assert_eq!(feed.position(), routing);
+    // Applied: only what comes after.
+    let health = store.log_change(NewChange::health(None)).await.unwrap();
+    let third = next(&mut feed).await;
+    assert_eq!(
+        third.rows.iter().map(|r| (r.seq, r.kind)).collect::<Vec<_>>(),
+        [(health, ChangeKind::Health)]
+    );
+}
+
+/// The feed's next batch, within 5 s.
+async fn next(feed: &mut signpost_store::ChangeFeed) -> signpost_store::ChangeBatch {
+    tokio::time::timeout(Duration::from_secs(5), feed.next()).await.expect("a batch within 5 s")
+}
