@@ -3,8 +3,8 @@
 //! and what the health checker needs (the checks to probe, found again by
 //! the `HEALTH` changes that name them in the change log, heartbeats,
 //! batched observation writes that announce verdict changes to the DNS
-//! servers), and the verdicts the DNS
-//! servers load. The rules themselves are pure: `spec` (validation),
+//! servers), and the verdicts the DNS servers load. The rules themselves
+//! are pure: `spec` (validation),
 //! `target` (which addresses may be probed), `verdict` (quorum, override,
 //! calculated checks).
 
