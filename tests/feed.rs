@@ -1,7 +1,10 @@
 //! End-to-end: the change log loses nothing. Writers that commit out of seq
 //! order, hundreds of concurrent batches, health flips among zone changes:
 //! every committed change reaches DNS, and no change is INSYNC before the
-//! DNS server answers it. Real binary, real PostgreSQL, real sockets.
+//! DNS server answers it. Also: INSYNC soon after a database outage, a
+//! server stuck in an apply stays live (its change PENDING), stale server
+//! rows are pruned, and the feed re-delivers what was not applied. Real
+//! binary, real PostgreSQL, real sockets.
 
 mod common;
 
