@@ -7,6 +7,7 @@ pub mod follower;
 pub mod fuzzing;
 pub mod listeners;
 pub mod metrics;
+pub mod rrl;
 pub mod usage;
 pub mod wire;
 
