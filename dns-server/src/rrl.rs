@@ -117,8 +117,9 @@ impl RrlTable {
     pub fn new(config: RrlConfig) -> RrlTable {
         let total = config.table_size.clamp(STRIPES, 1 << 26).next_power_of_two();
         let stripe_len = total / STRIPES;
-        let stripes =
-            (0..STRIPES).map(|_| Mutex::new(vec![Bucket::default(); stripe_len].into_boxed_slice())).collect();
+        let stripes = (0..STRIPES)
+            .map(|_| Mutex::new(vec![Bucket::default(); stripe_len].into_boxed_slice()))
+            .collect();
         RrlTable { config, stripes, stripe_len, hasher: Default::default() }
     }
 
@@ -150,7 +151,8 @@ impl RrlTable {
 
     /// Whether responses to `ip` are limited at all.
     pub fn applies_to(&self, ip: IpAddr) -> bool {
-        self.config.responses_per_second > 0 && !(self.config.exempt_loopback && ip.to_canonical().is_loopback())
+        self.config.responses_per_second > 0
+            && !(self.config.exempt_loopback && ip.to_canonical().is_loopback())
     }
 
     /// Counts one response to `ip` at `now_ms` and says what to do with it.
@@ -217,25 +219,24 @@ impl RateLimiter {
     }
 }
 
-/// Hashes a name case-insensitively, label by label (for [`ResponseIdentity::detail`]).
+/// Hashes a name case-insensitively, label by label, with a type (for [`ResponseIdentity::detail`]).
 pub fn name_hash(name: &hickory_proto::rr::Name, extra: u16) -> u64 {
-    // FNV-1a: stable and cheap; the table mixes it with its random key.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |b: u8| {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    };
-    for label in name.iter() {
-        eat(label.len() as u8);
-        for b in label {
-            eat(b.to_ascii_lowercase());
-        }
-    }
-    eat(0);
-    for b in extra.to_be_bytes() {
-        eat(b);
-    }
-    h
+    let labels = name
+        .iter()
+        .flat_map(|label| std::iter::once(label.len() as u8).chain(label.iter().map(u8::to_ascii_lowercase)));
+    fnv(labels.chain(std::iter::once(0)).chain(extra.to_be_bytes()))
+}
+
+/// Hashes bytes (for [`ResponseIdentity::detail`]).
+pub fn bytes_hash(bytes: &[u8]) -> u64 {
+    fnv(bytes.iter().copied())
+}
+
+/// FNV-1a: stable and cheap; the table mixes it with its random key.
+fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes
+        .into_iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -243,7 +244,13 @@ mod tests {
     use super::*;
 
     fn config(rate: u32, slip: u32) -> RrlConfig {
-        RrlConfig { responses_per_second: rate, slip, table_size: 1024, exempt_loopback: false, ..Default::default() }
+        RrlConfig {
+            responses_per_second: rate,
+            slip,
+            table_size: 1024,
+            exempt_loopback: false,
+            ..Default::default()
+        }
     }
 
     const POSITIVE: ResponseIdentity = ResponseIdentity { kind: ResponseKind::Positive, detail: 7 };
