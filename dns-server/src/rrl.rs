@@ -135,18 +135,7 @@ impl RrlTable {
 
     /// The network a client is grouped in: its address masked to the prefix.
     pub fn network(&self, ip: IpAddr) -> IpAddr {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => {
-                let bits = u32::from(self.config.ipv4_prefix.min(32));
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-                IpAddr::from((u32::from(v4) & mask).to_be_bytes())
-            }
-            IpAddr::V6(v6) => {
-                let bits = u32::from(self.config.ipv6_prefix.min(128));
-                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-                IpAddr::from((u128::from(v6) & mask).to_be_bytes())
-            }
-        }
+        network_of(ip, self.config.ipv4_prefix, self.config.ipv6_prefix)
     }
 
     /// Whether responses to `ip` are limited at all.
@@ -188,6 +177,22 @@ impl RrlTable {
             0 => Verdict::Drop,
             n if bucket.limited % n == 0 => Verdict::Slip,
             _ => Verdict::Drop,
+        }
+    }
+}
+
+/// `ip` (IPv4-mapped addresses as IPv4) masked to `ipv4_prefix` or `ipv6_prefix` bits.
+pub fn network_of(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(ipv4_prefix.min(32));
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            IpAddr::from((u32::from(v4) & mask).to_be_bytes())
+        }
+        IpAddr::V6(v6) => {
+            let bits = u32::from(ipv6_prefix.min(128));
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            IpAddr::from((u128::from(v6) & mask).to_be_bytes())
         }
     }
 }
