@@ -175,6 +175,9 @@ enum Refusal {
     Full,
 }
 
+/// An admitted connection: its id, its state, and the connection evicted for it.
+type Admitted = (u64, Arc<Conn>, Option<Arc<Conn>>);
+
 /// Open connections and their counts per address and network: at most
 /// `max_connections` entries, so its size is bounded.
 #[derive(Debug, Default)]
@@ -188,12 +191,7 @@ struct ConnTable {
 impl ConnTable {
     /// Admits a connection from `ip`, closing the longest-idle connection
     /// when the total is reached. Returns its id and the evicted connection.
-    fn admit(
-        &mut self,
-        ip: IpAddr,
-        limits: &TcpLimits,
-        now_ms: u64,
-    ) -> Result<(u64, Arc<Conn>, Option<Arc<Conn>>), Refusal> {
+    fn admit(&mut self, ip: IpAddr, limits: &TcpLimits, now_ms: u64) -> Result<Admitted, Refusal> {
         let network = network_of(ip, TCP_NETWORK_PREFIXES.0, TCP_NETWORK_PREFIXES.1);
         if self.per_address.get(&ip).copied().unwrap_or(0) >= limits.max_per_address {
             return Err(Refusal::Address);

@@ -10,7 +10,7 @@
 //! in by the caller ([`RrlTable::decide`] is pure); [`RateLimiter`] reads the
 //! monotonic clock.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -149,10 +149,8 @@ impl RrlTable {
         if !self.applies_to(ip) {
             return Verdict::Send;
         }
-        let mut hasher = self.hasher.build_hasher();
-        (self.network(ip), identity).hash(&mut hasher);
         // Never 0: 0 marks an unused bucket.
-        let key = hasher.finish() | 1;
+        let key = self.hasher.hash_one((self.network(ip), identity)) | 1;
         let stripe = (key >> 58) as usize % STRIPES;
         let index = (key as usize >> 1) & (self.stripe_len - 1);
         let rate = u64::from(self.config.responses_per_second);

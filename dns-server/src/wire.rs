@@ -337,7 +337,7 @@ fn ecs_well_formed(data: &[u8]) -> bool {
 pub fn slipped(response: &[u8]) -> Option<Vec<u8>> {
     let header = response.get(..12)?;
     let rcode = header[3] & 0x0F;
-    if rcode != u8::from(ResponseCode::NoError.low()) && rcode != u8::from(ResponseCode::NXDomain.low()) {
+    if rcode != ResponseCode::NoError.low() && rcode != ResponseCode::NXDomain.low() {
         return Some(response.to_vec());
     }
     let questions = u16::from_be_bytes([header[4], header[5]]);
