@@ -143,7 +143,7 @@ struct DnsLimitArgs {
     #[arg(long, default_value_t = 56, value_parser = clap::value_parser!(u8).range(0..=128))]
     rrl_ipv6_prefix: u8,
     /// Buckets in the rate limiter's fixed-size table (rounded up to a power of two).
-    #[arg(long, default_value_t = 1 << 18)]
+    #[arg(long, default_value_t = 1 << 17)]
     rrl_table_size: usize,
     /// Rate-limit loopback sources too (by default they are exempt).
     #[arg(long)]

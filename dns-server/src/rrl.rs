@@ -7,8 +7,9 @@
 //! The buckets live in a fixed-size table (a power of two, allocated once):
 //! a bucket is found by a keyed hash and overwritten when another key hashes
 //! to it (NSD's rule), so spoofed sources cannot make it grow. Time is passed
-//! in by the caller ([`RrlTable::decide`] is pure); [`RateLimiter`] reads the
-//! monotonic clock.
+//! in by the caller ([`RrlTable::decide`] does no IO and reads no clock, so
+//! it is unit-tested with made-up times); [`RateLimiter`] reads the monotonic
+//! clock.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -81,7 +82,7 @@ impl Default for RrlConfig {
             slip: 2,
             ipv4_prefix: 24,
             ipv6_prefix: 56,
-            table_size: 1 << 18,
+            table_size: 1 << 17,
             exempt_loopback: true,
         }
     }
@@ -103,7 +104,7 @@ struct Bucket {
 /// Buckets are split into this many independently locked stripes.
 const STRIPES: usize = 64;
 
-/// The fixed-size bucket table. Pure: the caller passes the time.
+/// The fixed-size bucket table; the caller passes the time.
 pub struct RrlTable {
     config: RrlConfig,
     stripes: Vec<Mutex<Box<[Bucket]>>>,
