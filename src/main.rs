@@ -108,6 +108,80 @@ struct DnsArgs {
     /// Do not count queries (usage and metrics); for benchmarks.
     #[arg(long)]
     no_usage_counting: bool,
+    #[command(flatten)]
+    limits: DnsLimitArgs,
+}
+
+/// TCP connection limits and UDP response rate limiting.
+#[derive(clap::Args)]
+struct DnsLimitArgs {
+    /// Most TCP connections open at once from one client address.
+    #[arg(long, default_value_t = 16)]
+    tcp_max_per_address: usize,
+    /// Most TCP connections open at once from one IPv4 /24 or IPv6 /56.
+    #[arg(long, default_value_t = 64)]
+    tcp_max_per_network: usize,
+    /// Seconds a TCP connection may wait for its next query.
+    #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
+    tcp_idle_timeout: f64,
+    /// Seconds a TCP client may take to read an answer before it is disconnected.
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    tcp_write_timeout: f64,
+    /// Seconds after which any TCP connection is closed.
+    #[arg(long, default_value_t = 120.0, value_parser = positive_seconds)]
+    tcp_max_lifetime: f64,
+    /// UDP responses per second per client network and answer (response rate limiting; 0: off).
+    #[arg(long, default_value_t = 200)]
+    rrl_rate: u32,
+    /// Every Nth rate-limited response is sent truncated (TC=1) so real clients retry over TCP; 0: drop all.
+    #[arg(long, default_value_t = 2)]
+    rrl_slip: u32,
+    /// Prefix length that groups IPv4 clients for rate limiting.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32))]
+    rrl_ipv4_prefix: u8,
+    /// Prefix length that groups IPv6 clients for rate limiting.
+    #[arg(long, default_value_t = 56, value_parser = clap::value_parser!(u8).range(0..=128))]
+    rrl_ipv6_prefix: u8,
+    /// Buckets in the rate limiter's fixed-size table (rounded up to a power of two).
+    #[arg(long, default_value_t = 1 << 17)]
+    rrl_table_size: usize,
+    /// Rate-limit loopback sources too (by default they are exempt).
+    #[arg(long)]
+    rrl_include_loopback: bool,
+}
+
+impl DnsLimitArgs {
+    fn tcp(&self, max_connections: usize) -> signpost_dns::TcpLimits {
+        use std::time::Duration;
+        signpost_dns::TcpLimits {
+            max_connections,
+            max_per_address: self.tcp_max_per_address,
+            max_per_network: self.tcp_max_per_network,
+            idle_timeout: Duration::from_secs_f64(self.tcp_idle_timeout),
+            write_timeout: Duration::from_secs_f64(self.tcp_write_timeout),
+            max_lifetime: Duration::from_secs_f64(self.tcp_max_lifetime),
+            ..Default::default()
+        }
+    }
+
+    fn rrl(&self) -> signpost_dns::rrl::RrlConfig {
+        signpost_dns::rrl::RrlConfig {
+            responses_per_second: self.rrl_rate,
+            slip: self.rrl_slip,
+            ipv4_prefix: self.rrl_ipv4_prefix,
+            ipv6_prefix: self.rrl_ipv6_prefix,
+            table_size: self.rrl_table_size,
+            exempt_loopback: !self.rrl_include_loopback,
+        }
+    }
+}
+
+/// A number of seconds above 0 and at most a day.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a number of seconds in (0, 86400]")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -349,7 +423,8 @@ async fn start_dns(
     let config = signpost_dns::DnsConfig {
         addr: args.dns_addr,
         udp_workers: workers,
-        tcp: signpost_dns::TcpLimits { max_connections: args.tcp_max_connections, ..Default::default() },
+        tcp: args.limits.tcp(args.tcp_max_connections),
+        rrl: args.limits.rrl(),
         geo,
         count_usage: !args.no_usage_counting,
         usage_flush_interval: std::time::Duration::from_secs_f64(

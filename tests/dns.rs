@@ -228,7 +228,7 @@ async fn a_flood_of_malformed_packets_leaves_the_server_answering() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_pipelines_and_caps_connections() {
     let db = TestDb::new().await;
-    let server = Signpost::serve(&db, &["--tcp-max-connections", "4"]);
+    let server = Signpost::serve(&db, &["--tcp-max-per-address", "3"]);
     // Three queries in one write, three answers in order.
     let mut stream = TcpStream::connect(server.dns).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -249,17 +249,113 @@ async fn tcp_pipelines_and_caps_connections() {
     }
     drop(stream);
     std::thread::sleep(Duration::from_millis(200));
-    // Four idle connections fill the cap; the fifth is closed at once.
-    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(server.dns).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let mut fifth = TcpStream::connect(server.dns).unwrap();
-    fifth.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let mut buf = [0u8; 1];
-    let closed = matches!(fifth.read(&mut buf), Ok(0) | Err(_));
-    assert!(closed, "the connection over the cap was not closed");
-    // UDP does not starve meanwhile.
+    // Three connections from one address fill its cap; each is answered.
+    let query = query_message("www.example.com.", RecordType::A, None).to_vec().unwrap();
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.dns).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write_framed(&mut stream, &query);
+            assert_eq!(read_framed(&mut stream).expect("an answer under the cap").answers.len(), 3);
+            stream
+        })
+        .collect();
+    // A fourth is closed: its query gets end-of-stream or a reset, not an
+    // answer and not silence.
+    let mut fourth = TcpStream::connect(server.dns).unwrap();
+    fourth.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut frame = (query.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(&query);
+    let _ = std::io::Write::write_all(&mut fourth, &frame);
+    let mut buf = [0u8; 512];
+    match fourth.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("the connection over the cap was answered ({n} bytes)"),
+        Err(e) => assert!(
+            matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted),
+            "the connection over the cap was not closed: {e}"
+        ),
+    }
+    // The connections under the cap still answer, and UDP does not starve.
+    for stream in &mut held {
+        write_framed(stream, &query);
+        assert_eq!(read_framed(stream).expect("an answer under the cap").answers.len(), 3);
+    }
     assert_eq!(ask(server.dns, "www.example.com.", RecordType::A).answers.len(), 3);
-    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn do_bit_ecs_strictness_and_opt_on_errors() {
+    let db = TestDb::new().await;
+    let server = Signpost::serve(&db, &[]);
+    // RFC 3225 §3: DO is copied, over UDP and TCP.
+    let mut with_do = edns(1232);
+    with_do.set_dnssec_ok(true);
+    let q = query_message("www.example.com.", RecordType::A, Some(with_do.clone()));
+    let raw = udp_raw(server.dns, &q.to_vec().unwrap(), Duration::from_secs(2)).unwrap();
+    // The reply's OPT is its last 11 bytes (root, type 41, size, ext-rcode,
+    // version, flags, no options): the flags word has DO set.
+    let opt = &raw[raw.len() - 11..];
+    assert_eq!(&opt[..3], &[0, 0, 41]);
+    assert_eq!(u16::from_be_bytes([opt[7], opt[8]]), 0x8000);
+    assert!(tcp_query(server.dns, &q).edns.unwrap().flags().dnssec_ok);
+    let plain = ask(server.dns, "www.example.com.", RecordType::A);
+    assert!(!plain.edns.unwrap().flags().dnssec_ok);
+    // RFC 6891 §7: NOTIMP to an EDNS request carries OPT (and DO).
+    let mut notify = query_message("example.com.", RecordType::SOA, Some(with_do));
+    notify.metadata.op_code = OpCode::Notify;
+    let reply = udp_query(server.dns, &notify);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NotImp);
+    assert!(reply.edns.unwrap().flags().dnssec_ok);
+    // RFC 7871 §6: an ECS option with more address octets than its prefix
+    // needs, or bits past the prefix, gets FORMERR (with OPT).
+    let ecs = |source: u8, address: &[u8]| {
+        let mut data = vec![0, 1, source, 0];
+        data.extend_from_slice(address);
+        let mut e = edns(1232);
+        e.options_mut().insert(EdnsOption::Unknown(8, data));
+        udp_query(server.dns, &query_message("www.example.com.", RecordType::A, Some(e)))
+    };
+    for (source, address) in [(24, &[192, 0, 2, 7][..]), (20, &[192, 0, 0x21][..])] {
+        let reply = ecs(source, address);
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr, "/{source} {address:?}");
+        assert!(reply.edns.is_some());
+    }
+    let good = ecs(24, &[192, 0, 2]);
+    assert_eq!(good.metadata.response_code, ResponseCode::NoError);
+    assert!(good.edns.unwrap().option(EdnsCode::Subnet).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cname_into_a_delegation_is_followed_by_the_referral() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let server = Signpost::serve(&db, &[]);
+    let zone = store.zone_by_name("example.com.").await.unwrap().unwrap();
+    let change = Change {
+        action: ChangeAction::Create,
+        rrset: RecordSet::simple("tolab.example.com.", "CNAME", 60, &["host.lab.example.com."]),
+    };
+    store.apply_changes(&zone.id, None, &[change], None).await.unwrap();
+    let reply = wait_until(Duration::from_secs(3), || {
+        !ask(server.dns, "tolab.example.com.", RecordType::A).answers.is_empty()
+    });
+    assert!(reply.is_some(), "change applied");
+    let reply = ask(server.dns, "tolab.example.com.", RecordType::A);
+    assert_eq!(answer_texts(&reply), ["tolab.example.com. CNAME host.lab.example.com."]);
+    // RFC 1034 §4.3.2: the CNAME, then the referral as for host.lab itself.
+    let direct = ask(server.dns, "host.lab.example.com.", RecordType::A);
+    let texts = |section: &[hickory_proto::rr::Record]| {
+        let mut v: Vec<String> =
+            section.iter().map(|r| format!("{} {} {}", r.name, r.record_type(), r.data)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(texts(&reply.authorities), texts(&direct.authorities));
+    assert_eq!(texts(&reply.additionals), texts(&direct.additionals));
+    assert_eq!(reply.authorities.len(), 2);
+    assert_eq!(reply.additionals.len(), 3);
+    assert!(reply.metadata.authoritative, "the CNAME is ours");
 }
 
 #[tokio::test(flavor = "multi_thread")]

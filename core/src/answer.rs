@@ -339,9 +339,9 @@ fn resolve<'s, R: RngCore>(
         Found::Exact(node) => (node, false),
         Found::Wildcard(node) => (node, true),
         Found::Delegation(node) => {
-            if depth == 0 {
-                referral(zone, apex_labels, node, out);
-            }
+            // A direct referral, or a CNAME chain that led under a zone cut
+            // (RFC 1034 §4.3.2 step 3b: the chain so far, then the referral).
+            referral(zone, apex_labels, node, out, depth);
             return;
         }
         Found::NxDomain => {
@@ -501,9 +501,20 @@ fn alias_answer<'s, R: RngCore>(
     Some(sub)
 }
 
-/// A referral to the child zone at `cut`: its NS in authority, glue in additional, no AA.
-fn referral<'s>(zone: &'s ZoneContent, apex_labels: usize, cut: &'s Node, out: &mut Answer<'s>) {
-    out.authoritative = false;
+/// A referral to the child zone at `cut`: its NS in authority, glue in
+/// additional. A direct referral (`depth` 0) has no AA; one that ends a CNAME
+/// chain keeps it, since the CNAME records are ours (RFC 1035 §4.1.1: AA is
+/// about the first owner name in the answer; NSD does the same).
+fn referral<'s>(
+    zone: &'s ZoneContent,
+    apex_labels: usize,
+    cut: &'s Node,
+    out: &mut Answer<'s>,
+    depth: usize,
+) {
+    if depth == 0 {
+        out.authoritative = false;
+    }
     let Some(ns) = cut.get(RecordType::NS) else { return };
     let Group::Simple(member) = &ns.group else { return };
     for record in &member.records {
@@ -624,6 +635,42 @@ mod tests {
         assert_eq!(texts(&r.authority), ["sub.example.com. NS ns.sub.example.com."]);
         assert_eq!(texts(&r.additional), ["ns.sub.example.com. A 192.0.2.54"]);
         assert!(r.additional_required);
+    }
+
+    #[test]
+    fn a_cname_into_a_delegation_is_followed_by_the_referral() {
+        use crate::model::HostedZone;
+        let rrsets = vec![
+            RecordSet::simple("example.com.", "SOA", 900, &["ns1.example.com. h.example.com. 1 2 3 4 60"]),
+            RecordSet::simple("example.com.", "NS", 3600, &["ns1.example.com."]),
+            RecordSet::simple("ns1.example.com.", "A", 300, &["192.0.2.53"]),
+            RecordSet::simple("sub.example.com.", "NS", 3600, &["ns.sub.example.com.", "ns1.example.com."]),
+            RecordSet::simple("ns.sub.example.com.", "A", 3600, &["192.0.2.54"]),
+            RecordSet::simple("to-sub.example.com.", "CNAME", 60, &["host.sub.example.com."]),
+            RecordSet::simple("hop.example.com.", "CNAME", 60, &["to-sub.example.com."]),
+        ];
+        let zone =
+            HostedZone { id: "Z".into(), account_id: "A".into(), name: "example.com.".into(), serial: 1 };
+        let s = Snapshot::from_zones([Arc::new(crate::snapshot::ZoneContent::build(zone, &rrsets).unwrap())]);
+        let direct = ask(&s, "host.sub.example.com.", RecordType::A);
+        let a = ask(&s, "hop.example.com.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert_eq!(
+            texts(&a.answers),
+            ["hop.example.com. CNAME to-sub.example.com.", "to-sub.example.com. CNAME host.sub.example.com."]
+        );
+        // The same NS set and glue as the direct referral; AA stays (the CNAMEs are ours).
+        assert_eq!(texts(&a.authority), texts(&direct.authority));
+        assert_eq!(texts(&a.authority).len(), 2);
+        assert_eq!(texts(&a.additional), texts(&direct.additional));
+        assert!(texts(&a.additional).contains(&"ns.sub.example.com. A 192.0.2.54".to_string()));
+        assert_eq!(a.additional_required, direct.additional_required);
+        assert!(a.authoritative);
+        assert!(!direct.authoritative);
+        // Asking for the CNAME itself gives just the CNAME.
+        let cname = ask(&s, "to-sub.example.com.", RecordType::CNAME);
+        assert_eq!(cname.answers.len(), 1);
+        assert!(cname.authority.is_empty());
     }
 
     #[test]

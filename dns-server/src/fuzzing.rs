@@ -33,6 +33,7 @@ fn snapshot() -> &'static Snapshot {
             RecordSet::simple("*.wild.example.com.", "TXT", 60, &["\"w\""]),
             RecordSet::simple("sub.example.com.", "NS", 60, &["ns.sub.example.com."]),
             RecordSet::simple("ns.sub.example.com.", "A", 60, &["192.0.2.54"]),
+            RecordSet::simple("to-sub.example.com.", "CNAME", 60, &["host.sub.example.com."]),
             RecordSet::simple("big.example.com.", "A", 60, &many),
             weighted,
         ];
@@ -55,6 +56,10 @@ pub fn exercise(data: &[u8]) {
         if let Some(response) = handle_request(snapshot(), &env, data, peer, transport, &mut rng) {
             assert!(response.bytes.len() <= limit, "{} bytes over {transport:?}", response.bytes.len());
             assert!(Message::from_vec(&response.bytes).is_ok(), "unparsable response to {data:?}");
+            // The rate limiter's slipped form of it is a message too, and no bigger.
+            let slipped = crate::wire::slipped(&response.bytes).expect("a response has a header");
+            assert!(slipped.len() <= response.bytes.len());
+            assert!(Message::from_vec(&slipped).is_ok(), "unparsable slipped response to {data:?}");
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod follower;
 pub mod fuzzing;
 pub mod listeners;
 pub mod metrics;
+pub mod rrl;
 pub mod usage;
 pub mod wire;
 
@@ -42,6 +43,8 @@ pub struct ServerState {
     pub metrics: Arc<metrics::DnsMetrics>,
     /// Whether queries are counted for usage (billing) and metrics.
     pub counting: bool,
+    /// Response rate limiting of UDP answers (None: off).
+    pub rrl: Option<rrl::RateLimiter>,
 }
 
 impl Default for ServerState {
@@ -64,6 +67,7 @@ impl ServerState {
             geo,
             metrics,
             counting: true,
+            rrl: None,
         }
     }
 
@@ -88,6 +92,22 @@ impl ServerState {
         }
         let env = wire::QueryEnv { health: health.as_ref(), geo: self.geo.as_ref() };
         let response = wire::handle_request(&snapshot, &env, packet, peer, transport, rng)?;
+        if transport == Transport::Udp
+            && let Some(rrl) = &self.rrl
+        {
+            // Limited responses are neither billed nor counted as answered.
+            match rrl.decide(peer, response.identity) {
+                rrl::Verdict::Send => {}
+                rrl::Verdict::Slip => {
+                    self.stats.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+                    return wire::slipped(&response.bytes);
+                }
+                rrl::Verdict::Drop => {
+                    self.stats.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
         if self.counting {
             // A query answered for a hosted zone counts (NXDOMAIN and NODATA
             // too); REFUSED and malformed queries have no zone and do not.
@@ -109,6 +129,8 @@ pub struct DnsConfig {
     pub udp_workers: usize,
     /// TCP limits.
     pub tcp: TcpLimits,
+    /// Response rate limiting of UDP answers (rate 0: off).
+    pub rrl: rrl::RrlConfig,
     /// Id in the heartbeat table.
     pub server_id: String,
     /// Where clients are (a MaxMind database); none: every location unknown.
@@ -163,6 +185,7 @@ impl DnsServer {
         let local_addr = udp.local_addr().map_err(|source| DnsError::Bind { addr: config.addr, source })?;
         let mut state = ServerState::new(geo);
         state.counting = config.count_usage;
+        state.rrl = (config.rrl.responses_per_second > 0).then(|| rrl::RateLimiter::new(config.rrl));
         if let Some(registry) = &config.registry
             && let Err(e) = registry.register(Box::new(metrics::MetricsCollector(state.metrics.clone())))
         {

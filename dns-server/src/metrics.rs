@@ -45,6 +45,7 @@ pub struct DnsMetrics {
     shards: Vec<Shard>,
     queries: IntCounterVec,
     panics: IntCounterVec,
+    rrl: IntCounterVec,
     stats: Mutex<Option<Arc<ListenerStats>>>,
 }
 
@@ -61,15 +62,25 @@ impl Default for DnsMetrics {
         let panics = IntCounterVec::new(
             Opts::new(
                 "signpost_dns_listener_events_total",
-                "Listener events: handler panics, TCP connections refused",
+                "Listener events: handler panics; TCP connections refused, evicted when idle to make \
+                 room, closed for not reading (write timeout) or at the end of their lifetime",
             ),
             &["event"],
+        )
+        .expect("static metric definition");
+        let rrl = IntCounterVec::new(
+            Opts::new(
+                "signpost_dns_rrl_responses_total",
+                "UDP responses limited by response rate limiting: slipped (sent truncated) or dropped",
+            ),
+            &["action"],
         )
         .expect("static metric definition");
         DnsMetrics {
             shards: (0..SHARDS).map(|_| Shard(Default::default())).collect(),
             queries,
             panics,
+            rrl,
             stats: Mutex::new(None),
         }
     }
@@ -100,6 +111,7 @@ impl Collector for DnsMetrics {
     fn desc(&self) -> Vec<&Desc> {
         let mut d = self.queries.desc();
         d.extend(self.panics.desc());
+        d.extend(self.rrl.desc());
         d
     }
 
@@ -118,16 +130,25 @@ impl Collector for DnsMetrics {
             && let Some(stats) = slot.as_ref()
         {
             for (event, value) in [
-                ("handler_panic", stats.handler_panics.load(Ordering::Relaxed)),
-                ("tcp_refused", stats.tcp_refused.load(Ordering::Relaxed)),
+                ("handler_panic", &stats.handler_panics),
+                ("tcp_refused", &stats.tcp_refused),
+                ("tcp_evicted", &stats.tcp_evicted),
+                ("tcp_write_timeout", &stats.tcp_write_timeouts),
+                ("tcp_lifetime_end", &stats.tcp_lifetime_ends),
             ] {
                 let counter = self.panics.with_label_values(&[event]);
                 counter.reset();
-                counter.inc_by(value);
+                counter.inc_by(value.load(Ordering::Relaxed));
+            }
+            for (action, value) in [("slipped", &stats.rrl_slipped), ("dropped", &stats.rrl_dropped)] {
+                let counter = self.rrl.with_label_values(&[action]);
+                counter.reset();
+                counter.inc_by(value.load(Ordering::Relaxed));
             }
         }
         let mut families = self.queries.collect();
         families.extend(self.panics.collect());
+        families.extend(self.rrl.collect());
         families
     }
 }
