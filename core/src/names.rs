@@ -1,52 +1,209 @@
 //! Domain names as Signpost keeps them: validated, lower-case, fully
-//! qualified; and their lower-case wire form, which the snapshot uses as its
-//! lookup key (every ancestor of a name is a suffix of it).
+//! qualified; their canonical presentation text (what the database stores
+//! and compares); and their lower-case wire form, which the snapshot uses as
+//! its lookup key (every ancestor of a name is a suffix of it).
+//!
+//! The presentation format is parsed here rather than by hickory, whose
+//! parser reads `\DDD` as octal: `\DDD` is decimal (RFC 1035 §5.1), a label
+//! may hold any octet (RFC 2181 §11), and limits are counted on the octets.
 
 use hickory_proto::rr::Name;
 
 use crate::ValidationError;
 
-/// Longest name in presentation form without the trailing dot (RFC 1035).
-pub const MAX_NAME_LEN: usize = 253;
-/// Longest label (RFC 1035).
+/// Longest name in wire form, root label included (RFC 1035 §2.3.4).
+pub const MAX_WIRE_LEN: usize = 255;
+/// Longest label in octets (RFC 1035).
 pub const MAX_LABEL_LEN: usize = 63;
 
-/// Parses a user-supplied domain name, checks RFC 1035 limits, and returns it
-/// lower-cased and fully qualified. `field` names the input in errors.
-pub fn parse_name(text: &str, field: &str) -> Result<Name, ValidationError> {
-    let trimmed = text.strip_suffix('.').unwrap_or(text);
-    if trimmed.is_empty() && text != "." {
-        return Err(ValidationError::new(field, "a name must not be empty"));
+/// Presentation text split into unescaped labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameText {
+    /// The labels' octets, leftmost first, as written (not lower-cased).
+    pub labels: Vec<Vec<u8>>,
+    /// Whether the text ended with an unescaped dot (or was `.`).
+    pub absolute: bool,
+}
+
+/// Splits presentation text into labels, resolving `\DDD` (decimal, exactly
+/// three digits, 0–255) and `\X` escapes. The error says what is wrong,
+/// without the field.
+pub fn split_name_text(text: &str) -> Result<NameText, String> {
+    if text.is_empty() {
+        return Err("a name must not be empty".to_string());
     }
-    if trimmed.len() > MAX_NAME_LEN {
-        return Err(ValidationError::new(
-            field,
-            format!("name is {} characters long; the limit is {MAX_NAME_LEN}", trimmed.len()),
-        ));
+    if text == "." {
+        return Ok(NameText { labels: Vec::new(), absolute: true });
     }
-    for label in trimmed.split('.') {
-        if trimmed.is_empty() {
-            break;
+    let mut labels = Vec::new();
+    let mut label: Vec<u8> = Vec::new();
+    let mut absolute = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => {
+                if label.is_empty() {
+                    return Err(format!("empty label in {text:?}"));
+                }
+                labels.push(std::mem::take(&mut label));
+                if chars.peek().is_none() {
+                    absolute = true;
+                }
+            }
+            '\\' => label.push(unescape(&mut chars, text)?),
+            c if !c.is_ascii() => {
+                return Err(format!(
+                    "{text:?} holds the non-ASCII character {c:?}: write an IDN as punycode (xn--…) or octets as \\DDD"
+                ));
+            }
+            c if c.is_ascii_whitespace() || c.is_ascii_control() => {
+                return Err(format!(
+                    "{text:?} holds the character {c:?}: write it as \\{:03}",
+                    c as u32
+                ));
+            }
+            c => label.push(c as u8),
         }
+    }
+    if !label.is_empty() {
+        labels.push(label);
+    }
+    Ok(NameText { labels, absolute })
+}
+
+/// Reads the rest of an escape after `\`: `\DDD` (decimal) or `\X`.
+pub(crate) fn unescape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, text: &str) -> Result<u8, String> {
+    match chars.next() {
+        None => Err(format!("{text:?} ends with a lone backslash")),
+        Some(d) if d.is_ascii_digit() => {
+            let mut value = d.to_digit(10).unwrap_or(0);
+            for _ in 0..2 {
+                match chars.next() {
+                    Some(d) if d.is_ascii_digit() => value = value * 10 + d.to_digit(10).unwrap_or(0),
+                    _ => {
+                        return Err(format!(
+                            "{text:?}: an escape \\DDD needs exactly three decimal digits"
+                        ));
+                    }
+                }
+            }
+            u8::try_from(value).map_err(|_| format!("{text:?}: escape \\{value:03} is above 255"))
+        }
+        Some(c) if c.is_ascii() => Ok(c as u8),
+        Some(c) => Err(format!("{text:?}: cannot escape the non-ASCII character {c:?}; write its octets as \\DDD")),
+    }
+}
+
+/// Builds a fully qualified, lower-case (A–Z only) name from raw labels,
+/// checking the 63-octet label and 255-octet name limits.
+pub fn name_from_labels<L: AsRef<[u8]>>(labels: &[L]) -> Result<Name, String> {
+    let mut wire_len = 1;
+    let mut lowered: Vec<Vec<u8>> = Vec::with_capacity(labels.len());
+    for label in labels {
+        let label = label.as_ref();
         if label.is_empty() {
-            return Err(ValidationError::new(field, format!("empty label in {text:?}")));
+            return Err("empty label".to_string());
         }
         if label.len() > MAX_LABEL_LEN {
-            return Err(ValidationError::new(
-                field,
-                format!("label {label:?} is {} characters long; the limit is {MAX_LABEL_LEN}", label.len()),
+            return Err(format!(
+                "label {} is {} octets long; the limit is {MAX_LABEL_LEN}",
+                label_text(label),
+                label.len()
             ));
         }
+        wire_len += 1 + label.len();
+        lowered.push(label.to_ascii_lowercase());
     }
-    let mut name = Name::from_ascii(text)
-        .map_err(|e| ValidationError::new(field, format!("{text:?} is not a domain name: {e}")))?;
+    if wire_len > MAX_WIRE_LEN {
+        return Err(format!("name is {wire_len} octets long in wire form; the limit is {MAX_WIRE_LEN}"));
+    }
+    if lowered.is_empty() {
+        return Ok(Name::root());
+    }
+    let mut name = Name::from_labels(lowered.iter().map(|l| l.as_slice()))
+        .map_err(|e| format!("not a domain name: {e}"))?;
     name.set_fqdn(true);
-    Ok(name.to_lowercase())
+    Ok(name)
+}
+
+/// Parses a user-supplied domain name, checks the RFC 1035 limits on its
+/// octets, and returns it lower-cased and fully qualified (a name without
+/// the trailing dot is taken as absolute, as Route 53 does). `field` names
+/// the input in errors.
+pub fn parse_name(text: &str, field: &str) -> Result<Name, ValidationError> {
+    let parsed = split_name_text(text).map_err(|m| ValidationError::new(field, m))?;
+    name_from_labels(&parsed.labels).map_err(|m| ValidationError::new(field, format!("{}: {m}", quoted(text))))
+}
+
+/// Parses a name that may be relative to `origin` (zone files, record
+/// data): `@` is the origin, a name without the trailing dot is completed
+/// with it. A completed name longer than 255 octets is an error, never
+/// silently left relative.
+pub fn parse_relative_name(text: &str, origin: &Name, field: &str) -> Result<Name, ValidationError> {
+    if text == "@" {
+        return Ok(origin.to_lowercase());
+    }
+    let mut parsed = split_name_text(text).map_err(|m| ValidationError::new(field, m))?;
+    if !parsed.absolute {
+        parsed.labels.extend(origin.iter().map(<[u8]>::to_vec));
+    }
+    name_from_labels(&parsed.labels).map_err(|m| {
+        let context = if parsed.absolute {
+            quoted(text)
+        } else {
+            format!("{} completed with {}", quoted(text), name_text(origin))
+        };
+        ValidationError::new(field, format!("{context}: {m}"))
+    })
+}
+
+fn quoted(text: &str) -> String {
+    format!("{text:?}")
 }
 
 /// The canonical text of a name: lower-case, with the trailing dot.
 pub fn canonical_text(text: &str, field: &str) -> Result<String, ValidationError> {
-    Ok(parse_name(text, field)?.to_ascii())
+    Ok(name_text(&parse_name(text, field)?))
+}
+
+/// Prints a name in Signpost's canonical presentation form: lower-case
+/// (A–Z), trailing dot, printable ASCII kept except `. \ " ( ) ; @ $` (as
+/// `\X`), every other octet as decimal `\DDD`. Two spellings of one wire
+/// name always print the same. Use this, never hickory's Display, for text
+/// that is stored, compared or exported.
+pub fn name_text(name: &Name) -> String {
+    if name.is_root() {
+        return ".".to_string();
+    }
+    let mut out = String::new();
+    for label in name.iter() {
+        push_label(&mut out, &label.to_ascii_lowercase());
+        out.push('.');
+    }
+    out
+}
+
+/// One label in canonical presentation form (no dot).
+pub fn label_text(label: &[u8]) -> String {
+    let mut out = String::new();
+    push_label(&mut out, label);
+    out
+}
+
+fn push_label(out: &mut String, label: &[u8]) {
+    for &b in label {
+        match b {
+            b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x21..=0x7e => out.push(b as char),
+            _ => {
+                out.push('\\');
+                out.push_str(&format!("{b:03}"));
+            }
+        }
+    }
 }
 
 /// A name in lower-case, uncompressed wire form, the snapshot's key.
@@ -86,7 +243,7 @@ impl std::borrow::Borrow<[u8]> for WireName {
     }
 }
 
-/// Renders wire bytes as dotted text (for logs and tests).
+/// Renders wire bytes as canonical dotted text (for logs and tests).
 pub fn wire_to_text(bytes: &[u8]) -> String {
     let mut out = String::new();
     let mut i = 0;
@@ -96,7 +253,7 @@ pub fn wire_to_text(bytes: &[u8]) -> String {
             break;
         }
         let end = (i + 1 + len).min(bytes.len());
-        out.push_str(&String::from_utf8_lossy(&bytes[i + 1..end]));
+        push_label(&mut out, &bytes[i + 1..end]);
         out.push('.');
         i = end;
     }
@@ -213,7 +370,7 @@ mod tests {
         assert_eq!(err.field, "rrset.name");
         assert!(err.message.contains("63"), "{}", err.message);
         let long_name = vec!["abcdefghi"; 26].join(".");
-        assert!(parse_name(&long_name, "n").unwrap_err().message.contains("253"));
+        assert!(parse_name(&long_name, "n").unwrap_err().message.contains("255"));
         assert!(parse_name("a..b", "n").is_err());
         assert!(parse_name("", "n").is_err());
     }

@@ -40,6 +40,103 @@ pub fn parse_type(text: &str, field: &str) -> Result<RecordType, ValidationError
     Ok(rtype)
 }
 
+/// One token of record data in presentation form: the text between
+/// whitespace (escapes still in it), or the inside of a quoted string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The raw text, escapes unresolved, quotes removed.
+    pub text: String,
+    /// Whether it was written in double quotes.
+    pub quoted: bool,
+    /// Whether it touches the previous token (no whitespace between), as
+    /// the quoted value in `alpn="h2,h3"` does.
+    pub glued: bool,
+}
+
+/// Splits one line of record data into tokens. A backslash escapes the
+/// next character (so `\"` and `\ ` do not end a token); a double quote
+/// starts a quoted token, which ends at the next unescaped quote.
+pub fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut glued = false;
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            glued = false;
+            continue;
+        }
+        let mut token = String::new();
+        if c == '"' {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    '\\' => {
+                        token.push('\\');
+                        match chars.next() {
+                            Some(next) => token.push(next),
+                            None => return Err(format!("{text:?} ends with a lone backslash")),
+                        }
+                    }
+                    c => token.push(c),
+                }
+            }
+            if !closed {
+                return Err(format!("unterminated quoted string in {text:?}"));
+            }
+            tokens.push(Token { text: token, quoted: true, glued });
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '"' {
+                    break;
+                }
+                chars.next();
+                token.push(c);
+                if c == '\\' {
+                    match chars.next() {
+                        Some(next) => token.push(next),
+                        None => return Err(format!("{text:?} ends with a lone backslash")),
+                    }
+                }
+            }
+            tokens.push(Token { text: token, quoted: false, glued });
+        }
+        glued = true;
+    }
+    Ok(tokens)
+}
+
+/// Longest <character-string> in octets (RFC 1035 §3.3).
+pub const MAX_CHARACTER_STRING_LEN: usize = 255;
+
+/// Resolves the escapes of a <character-string>'s text: `\DDD` decimal
+/// (0–255), `\X` the character X; other characters are their UTF-8 octets.
+pub fn character_string_bytes(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.peek() {
+                Some(&n) if !n.is_ascii() => {
+                    chars.next();
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(n.encode_utf8(&mut buf).as_bytes());
+                }
+                _ => out.push(crate::names::unescape(&mut chars, text)?),
+            }
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    Ok(out)
+}
+
 /// Parses one record's presentation text for `rtype`. Relative names inside
 /// the data are completed with `origin`.
 pub fn parse_rdata(
@@ -55,62 +152,550 @@ pub fn parse_rdata(
     if trimmed.contains(['\n', '\r']) {
         return Err(ValidationError::new(field, "record data must be one line"));
     }
-    let parsed = RData::try_from_str(rtype, trimmed)
-        .map_err(|e| ValidationError::new(field, format!("invalid {rtype} data {trimmed:?}: {e}")))?;
-    let rdata = absolutize(parsed, origin);
-    // A record must encode, or it could never be served.
+    let tokens = tokenize(trimmed).map_err(|m| ValidationError::new(field, m))?;
+    parse_rdata_tokens(rtype, &tokens, origin, field)
+}
+
+/// Parses record data already split into tokens (zone files tokenize
+/// across lines and parentheses themselves).
+pub fn parse_rdata_tokens(
+    rtype: RecordType,
+    tokens: &[Token],
+    origin: &Name,
+    field: &str,
+) -> Result<RData, ValidationError> {
+    if tokens.is_empty() {
+        return Err(ValidationError::new(field, "record data must not be empty"));
+    }
+    let mut reader = TokenReader { tokens, next: 0, rtype, origin, field };
+    let mut wire = Vec::with_capacity(64);
+    match rtype {
+        RecordType::CNAME | RecordType::NS | RecordType::PTR => {
+            reader.name(&mut wire, "target")?;
+        }
+        RecordType::MX => {
+            reader.u16(&mut wire, "preference")?;
+            reader.name(&mut wire, "exchange")?;
+        }
+        RecordType::SRV => {
+            reader.u16(&mut wire, "priority")?;
+            reader.u16(&mut wire, "weight")?;
+            reader.u16(&mut wire, "port")?;
+            reader.name(&mut wire, "target")?;
+        }
+        RecordType::SOA => {
+            reader.name(&mut wire, "mname")?;
+            reader.name(&mut wire, "rname")?;
+            reader.u32(&mut wire, "serial")?;
+            for part in ["refresh", "retry", "expire", "minimum"] {
+                let token = reader.bare(part)?;
+                let value = parse_ttl(&token.text).map_err(|m| reader.error(format!("{part}: {m}")))?;
+                wire.extend_from_slice(&value.to_be_bytes());
+            }
+        }
+        RecordType::TXT => {
+            while !reader.done() {
+                reader.character_string(&mut wire, "string")?;
+            }
+        }
+        RecordType::NAPTR => {
+            reader.u16(&mut wire, "order")?;
+            reader.u16(&mut wire, "preference")?;
+            reader.character_string(&mut wire, "flags")?;
+            reader.character_string(&mut wire, "services")?;
+            reader.character_string(&mut wire, "regexp")?;
+            reader.name(&mut wire, "replacement")?;
+        }
+        RecordType::CAA => {
+            let flags = reader.bare("flags")?;
+            let flags: u8 = flags.text.parse().map_err(|_| reader.error("flags must be 0 to 255"))?;
+            let tag = reader.bare("tag")?.text.clone();
+            if tag.is_empty() || tag.len() > 15 || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(reader.error(format!("CAA tag {tag:?} must be 1 to 15 letters or digits")));
+            }
+            let token = reader.take("value")?;
+            let value = character_string_bytes(&token.text).map_err(|m| reader.error(m))?;
+            wire.push(flags);
+            wire.push(tag.len() as u8);
+            wire.extend_from_slice(tag.as_bytes());
+            wire.extend_from_slice(&value);
+        }
+        RecordType::SVCB | RecordType::HTTPS => reader.svcb(&mut wire)?,
+        other => {
+            // No names and no character-strings: hex, numbers and addresses,
+            // which hickory's parser reads exactly.
+            if let Some(t) = tokens.iter().find(|t| t.quoted || t.text.contains('\\')) {
+                return Err(ValidationError::new(
+                    field,
+                    format!("invalid {other} data: unexpected {:?}", t.text),
+                ));
+            }
+            let joined = tokens.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
+            let rdata = RData::try_from_str(other, &joined)
+                .map_err(|e| ValidationError::new(field, format!("invalid {other} data {joined:?}: {e}")))?;
+            let wire = emit_uncompressed(&rdata)
+                .map_err(|e| ValidationError::new(field, format!("invalid {other} data {joined:?}: {e}")))?;
+            return decode_exact(other, &wire, field);
+        }
+    }
+    if !reader.done() {
+        return Err(reader.error(format!("unexpected {:?} after the record data", tokens[reader.next].text)));
+    }
+    decode_exact(rtype, &wire, field)
+}
+
+/// Walks the tokens of one record, writing wire data.
+struct TokenReader<'a> {
+    tokens: &'a [Token],
+    next: usize,
+    rtype: RecordType,
+    origin: &'a Name,
+    field: &'a str,
+}
+
+impl<'a> TokenReader<'a> {
+    fn error(&self, message: impl std::fmt::Display) -> ValidationError {
+        ValidationError::new(self.field, format!("invalid {} data: {message}", self.rtype))
+    }
+
+    fn done(&self) -> bool {
+        self.next >= self.tokens.len()
+    }
+
+    fn take(&mut self, what: &str) -> Result<&'a Token, ValidationError> {
+        let token = self.tokens.get(self.next).ok_or_else(|| self.error(format!("{what} is missing")))?;
+        self.next += 1;
+        Ok(token)
+    }
+
+    fn bare(&mut self, what: &str) -> Result<&'a Token, ValidationError> {
+        let token = self.take(what)?;
+        if token.quoted {
+            return Err(self.error(format!("{what} must not be quoted")));
+        }
+        Ok(token)
+    }
+
+    fn u16(&mut self, wire: &mut Vec<u8>, what: &str) -> Result<(), ValidationError> {
+        let token = self.bare(what)?;
+        let value: u16 = token
+            .text
+            .parse()
+            .map_err(|_| self.error(format!("{what} {:?} must be 0 to 65535", token.text)))?;
+        wire.extend_from_slice(&value.to_be_bytes());
+        Ok(())
+    }
+
+    fn u32(&mut self, wire: &mut Vec<u8>, what: &str) -> Result<(), ValidationError> {
+        let token = self.bare(what)?;
+        let value: u32 = token
+            .text
+            .parse()
+            .map_err(|_| self.error(format!("{what} {:?} must be 0 to 4294967295", token.text)))?;
+        wire.extend_from_slice(&value.to_be_bytes());
+        Ok(())
+    }
+
+    fn name(&mut self, wire: &mut Vec<u8>, what: &str) -> Result<Name, ValidationError> {
+        let token = self.bare(what)?;
+        let name = crate::names::parse_relative_name(&token.text, self.origin, self.field)
+            .map_err(|e| self.error(format!("{what}: {}", e.message)))?;
+        push_wire_name(wire, &name);
+        Ok(name)
+    }
+
+    fn character_string(&mut self, wire: &mut Vec<u8>, what: &str) -> Result<(), ValidationError> {
+        let index = self.next;
+        let token = self.take(what)?;
+        let bytes = character_string_bytes(&token.text).map_err(|m| self.error(m))?;
+        if bytes.len() > MAX_CHARACTER_STRING_LEN {
+            return Err(self.error(format!(
+                "{what} {} is {} octets long; the limit is {MAX_CHARACTER_STRING_LEN} (split it into several strings)",
+                index + 1,
+                bytes.len()
+            )));
+        }
+        wire.push(bytes.len() as u8);
+        wire.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// SVCB/HTTPS (RFC 9460): priority, target, then `key[=value]`s.
+    fn svcb(&mut self, wire: &mut Vec<u8>) -> Result<(), ValidationError> {
+        self.u16(wire, "priority")?;
+        self.name(wire, "target")?;
+        let mut params: Vec<(u16, Vec<u8>)> = Vec::new();
+        while !self.done() {
+            let token = self.bare("parameter")?;
+            let (key_text, inline) = match token.text.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (token.text.as_str(), None),
+            };
+            let key = svc_key(key_text).ok_or_else(|| self.error(format!("unknown parameter key {key_text:?}")))?;
+            let value_text: Option<String> = match inline {
+                Some("") if self.tokens.get(self.next).is_some_and(|t| t.quoted && t.glued) => {
+                    self.next += 1;
+                    Some(self.tokens[self.next - 1].text.clone())
+                }
+                Some(v) => Some(v.to_string()),
+                None => None,
+            };
+            let value = svc_value(key, value_text.as_deref()).map_err(|m| self.error(format!("{key_text}: {m}")))?;
+            if params.iter().any(|(k, _)| *k == key) {
+                return Err(self.error(format!("parameter {key_text} appears twice")));
+            }
+            params.push((key, value));
+        }
+        // Keys go on the wire in increasing order (RFC 9460 §2.2).
+        params.sort_by_key(|(k, _)| *k);
+        for (key, value) in params {
+            let len = u16::try_from(value.len()).map_err(|_| self.error("parameter value too long"))?;
+            wire.extend_from_slice(&key.to_be_bytes());
+            wire.extend_from_slice(&len.to_be_bytes());
+            wire.extend_from_slice(&value);
+        }
+        Ok(())
+    }
+}
+
+const SVC_KEY_NAMES: [&str; 7] = ["mandatory", "alpn", "no-default-alpn", "port", "ipv4hint", "ech", "ipv6hint"];
+
+fn svc_key(text: &str) -> Option<u16> {
+    let lower = text.to_ascii_lowercase();
+    if let Some(i) = SVC_KEY_NAMES.iter().position(|k| *k == lower) {
+        return Some(i as u16);
+    }
+    let digits = lower.strip_prefix("key")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn svc_key_text(key: u16) -> String {
+    match SVC_KEY_NAMES.get(key as usize) {
+        Some(name) => name.to_string(),
+        None => format!("key{key}"),
+    }
+}
+
+/// Splits a value list on unescaped commas, resolving escapes in each item
+/// (`\,` is a comma inside an item).
+fn value_list(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ',' => items.push(character_string_bytes(&std::mem::take(&mut current))?),
+            '\\' => {
+                current.push('\\');
+                if let Some(n) = chars.next() {
+                    current.push(n);
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    items.push(character_string_bytes(&current)?);
+    if items.iter().any(Vec::is_empty) {
+        return Err("empty item in a value list".to_string());
+    }
+    Ok(items)
+}
+
+fn needs(value: Option<&str>) -> Result<&str, String> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| "a value is required".to_string())
+}
+
+fn svc_value(key: u16, value: Option<&str>) -> Result<Vec<u8>, String> {
+    let text_items = |v: &str| -> Result<Vec<String>, String> {
+        value_list(v)?
+            .into_iter()
+            .map(|item| String::from_utf8(item).map_err(|_| "not ASCII".to_string()))
+            .collect()
+    };
+    let mut out = Vec::new();
+    match key {
+        0 => {
+            for item in text_items(needs(value)?)? {
+                let k = svc_key(&item).ok_or_else(|| format!("unknown key {item:?}"))?;
+                out.extend_from_slice(&k.to_be_bytes());
+            }
+        }
+        1 => {
+            for item in value_list(needs(value)?)? {
+                if std::str::from_utf8(&item).is_err() {
+                    return Err("an ALPN id that is not UTF-8 cannot be stored exactly".to_string());
+                }
+                if item.len() > 255 {
+                    return Err("an ALPN id is at most 255 octets".to_string());
+                }
+                out.push(item.len() as u8);
+                out.extend_from_slice(&item);
+            }
+        }
+        2 => {
+            if value.is_some() {
+                return Err("no-default-alpn takes no value".to_string());
+            }
+        }
+        3 => {
+            let port: u16 = needs(value)?.parse().map_err(|_| "port must be 0 to 65535".to_string())?;
+            out.extend_from_slice(&port.to_be_bytes());
+        }
+        4 => {
+            for item in text_items(needs(value)?)? {
+                let ip: std::net::Ipv4Addr = item.parse().map_err(|_| format!("{item:?} is not an IPv4 address"))?;
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+        5 => {
+            let bytes = character_string_bytes(needs(value)?)?;
+            out = data_encoding::BASE64
+                .decode(&bytes)
+                .map_err(|e| format!("ech must be base64: {e}"))?;
+        }
+        6 => {
+            for item in text_items(needs(value)?)? {
+                let ip: std::net::Ipv6Addr = item.parse().map_err(|_| format!("{item:?} is not an IPv6 address"))?;
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+        _ => {
+            if let Some(v) = value {
+                out = character_string_bytes(v)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a TTL or SOA timer: seconds, or BIND units (`1h30m`, `2d`, `1w`).
+pub fn parse_ttl(text: &str) -> Result<u32, String> {
+    if let Ok(n) = text.parse::<u32>() {
+        return Ok(n);
+    }
+    let mut total: u64 = 0;
+    let mut number: Option<u64> = None;
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            number = Some(number.unwrap_or(0).saturating_mul(10).saturating_add(u64::from(d)));
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(format!("{text:?} is not a number of seconds")),
+        };
+        let n = number.take().ok_or_else(|| format!("{text:?} is not a number of seconds"))?;
+        total = total.saturating_add(n.saturating_mul(unit));
+    }
+    if number.is_some() || text.is_empty() {
+        return Err(format!("{text:?} is not a number of seconds"));
+    }
+    u32::try_from(total).map_err(|_| format!("{text:?} is above 4294967295 seconds"))
+}
+
+fn push_wire_name(wire: &mut Vec<u8>, name: &Name) {
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label);
+    }
+    wire.push(0);
+}
+
+/// Encodes record data without name compression.
+fn emit_uncompressed(rdata: &RData) -> Result<Vec<u8>, hickory_proto::ProtoError> {
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
     let mut buf = Vec::with_capacity(64);
-    let mut encoder = hickory_proto::serialize::binary::BinEncoder::new(&mut buf);
-    hickory_proto::serialize::binary::BinEncodable::emit(&rdata, &mut encoder)
-        .map_err(|e| ValidationError::new(field, format!("invalid {rtype} data {trimmed:?}: {e}")))?;
+    let mut encoder = BinEncoder::new(&mut buf);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    rdata.emit(&mut encoder)?;
+    Ok(buf)
+}
+
+/// Decodes wire data with hickory and checks that it encodes back to the
+/// same octets, so that what is stored is exactly what is served.
+fn decode_exact(rtype: RecordType, wire: &[u8], field: &str) -> Result<RData, ValidationError> {
+    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+    let len = u16::try_from(wire.len())
+        .map_err(|_| ValidationError::new(field, format!("{rtype} data is longer than 65535 octets")))?;
+    let mut decoder = BinDecoder::new(wire);
+    let rdata = RData::read(&mut decoder, rtype, Restrict::new(len))
+        .map_err(|e| ValidationError::new(field, format!("invalid {rtype} data: {e}")))?;
+    let again = emit_uncompressed(&rdata)
+        .map_err(|e| ValidationError::new(field, format!("invalid {rtype} data: {e}")))?;
+    if decoder.index() != wire.len() || again != wire {
+        return Err(ValidationError::new(
+            field,
+            format!("this {rtype} data cannot be stored exactly by Signpost"),
+        ));
+    }
     Ok(rdata)
 }
 
-/// Makes the names inside record data fully qualified and lower-case.
-fn absolutize(rdata: RData, origin: &Name) -> RData {
-    use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, SRV};
-    let fix = |name: &Name| -> Name {
-        let full = if name.is_fqdn() {
-            name.clone()
-        } else {
-            name.clone().append_domain(origin).unwrap_or_else(|_| name.clone())
-        };
-        let mut full = full.to_lowercase();
-        full.set_fqdn(true);
-        full
-    };
-    match rdata {
-        RData::CNAME(CNAME(n)) => RData::CNAME(CNAME(fix(&n))),
-        RData::NS(NS(n)) => RData::NS(NS(fix(&n))),
-        RData::PTR(PTR(n)) => RData::PTR(PTR(fix(&n))),
-        RData::MX(mx) => RData::MX(MX::new(mx.preference, fix(&mx.exchange))),
-        RData::SRV(srv) => RData::SRV(SRV::new(srv.priority, srv.weight, srv.port, fix(&srv.target))),
-        other => other,
-    }
-}
-
-/// The canonical presentation text of record data. TXT strings are quoted
-/// and escaped (hickory prints them bare, which does not parse back).
+/// The canonical presentation text of record data, printed from its wire
+/// octets: names through [`crate::names::name_text`], character-strings
+/// quoted with decimal `\DDD`. [`parse_rdata`] reads it back to the same
+/// octets.
 pub fn rdata_text(rdata: &RData) -> String {
-    match rdata {
-        RData::TXT(txt) => {
-            txt.txt_data.iter().map(|s| quote_character_string(s)).collect::<Vec<_>>().join(" ")
+    let rtype = rdata.record_type();
+    let printed = emit_uncompressed(rdata).ok().and_then(|wire| {
+        let mut r = WireReader { bytes: &wire, at: 0 };
+        let text = print_wire(rtype, &mut r)?;
+        (r.at == wire.len()).then_some(text)
+    });
+    printed.unwrap_or_else(|| rdata.to_string())
+}
+
+struct WireReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl WireReader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let slice = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(slice)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn rest(&mut self) -> &[u8] {
+        let rest = &self.bytes[self.at..];
+        self.at = self.bytes.len();
+        rest
+    }
+    fn done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+    fn name(&mut self) -> Option<String> {
+        let mut labels: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let len = self.u8()? as usize;
+            if len == 0 {
+                break;
+            }
+            if len > 63 {
+                return None;
+            }
+            labels.push(self.take(len)?.to_vec());
         }
-        // hickory prints value lists with a trailing comma (`alpn=h2,`),
-        // which other tools reject.
-        RData::SVCB(_) | RData::HTTPS(_) => rdata
-            .to_string()
-            .split(' ')
-            .map(|token| if token.contains('=') { token.trim_end_matches(',') } else { token })
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
+        crate::names::name_from_labels(&labels).ok().map(|n| crate::names::name_text(&n))
+    }
+    fn character_string(&mut self) -> Option<String> {
+        let len = self.u8()? as usize;
+        Some(quote_character_string(self.take(len)?))
     }
 }
 
-/// A <character-string> in quotes, with `"` and `\` escaped and bytes
-/// outside printable ASCII as `\DDD` (RFC 1035 §5.1).
-fn quote_character_string(bytes: &[u8]) -> String {
+fn print_wire(rtype: RecordType, r: &mut WireReader<'_>) -> Option<String> {
+    Some(match rtype {
+        RecordType::CNAME | RecordType::NS | RecordType::PTR => r.name()?,
+        RecordType::MX => format!("{} {}", r.u16()?, r.name()?),
+        RecordType::SRV => format!("{} {} {} {}", r.u16()?, r.u16()?, r.u16()?, r.name()?),
+        RecordType::SOA => {
+            let (m, n) = (r.name()?, r.name()?);
+            format!("{m} {n} {} {} {} {} {}", r.u32()?, r.u32()?, r.u32()?, r.u32()?, r.u32()?)
+        }
+        RecordType::TXT => {
+            let mut parts = Vec::new();
+            while !r.done() {
+                parts.push(r.character_string()?);
+            }
+            parts.join(" ")
+        }
+        RecordType::NAPTR => {
+            let (order, pref) = (r.u16()?, r.u16()?);
+            let (f, s, re) = (r.character_string()?, r.character_string()?, r.character_string()?);
+            format!("{order} {pref} {f} {s} {re} {}", r.name()?)
+        }
+        RecordType::CAA => {
+            let flags = r.u8()?;
+            let len = r.u8()? as usize;
+            let tag = String::from_utf8(r.take(len)?.to_vec()).ok()?;
+            format!("{flags} {tag} {}", quote_character_string(r.rest()))
+        }
+        RecordType::SVCB | RecordType::HTTPS => {
+            let mut out = format!("{} {}", r.u16()?, r.name()?);
+            while !r.done() {
+                let key = r.u16()?;
+                let len = r.u16()? as usize;
+                let value = r.take(len)?;
+                out.push(' ');
+                out.push_str(&svc_param_text(key, value)?);
+            }
+            out
+        }
+        _ => return None,
+    })
+}
+
+/// One SvcParam as `key[=value]`.
+fn svc_param_text(key: u16, value: &[u8]) -> Option<String> {
+    let name = svc_key_text(key);
+    let list = |items: Vec<String>| format!("{name}={}", items.join(","));
+    Some(match key {
+        0 => list(value.chunks(2).map(|c| (c.len() == 2).then(|| svc_key_text(u16::from_be_bytes([c[0], c[1]])))).collect::<Option<_>>()?),
+        1 => {
+            let mut r = WireReader { bytes: value, at: 0 };
+            let mut items = Vec::new();
+            while !r.done() {
+                let len = r.u8()? as usize;
+                items.push(list_item_text(r.take(len)?));
+            }
+            list(items)
+        }
+        2 if value.is_empty() => name,
+        3 if value.len() == 2 => format!("{name}={}", u16::from_be_bytes([value[0], value[1]])),
+        4 if value.len() % 4 == 0 => list(
+            value.chunks(4).map(|c| std::net::Ipv4Addr::new(c[0], c[1], c[2], c[3]).to_string()).collect(),
+        ),
+        5 => format!("{name}={}", data_encoding::BASE64.encode(value)),
+        6 if value.len() % 16 == 0 => list(
+            value
+                .chunks(16)
+                .map(|c| {
+                    let mut octets = [0u8; 16];
+                    octets.copy_from_slice(c);
+                    std::net::Ipv6Addr::from(octets).to_string()
+                })
+                .collect(),
+        ),
+        0..=6 => return None,
+        _ if value.is_empty() => name,
+        _ => format!("{name}={}", quote_character_string(value)),
+    })
+}
+
+/// An item of a value list: printable ASCII kept except the characters that
+/// separate, quote or escape; every other octet as `\DDD`.
+fn list_item_text(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in bytes {
+        match b {
+            b',' | b'\\' | b'"' | b';' | b'(' | b')' => out.push_str(&format!("\\{b:03}")),
+            0x21..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\{b:03}")),
+        }
+    }
+    out
+}
+
+/// A <character-string> in quotes, with `"` and `\` escaped and octets
+/// outside printable ASCII as decimal `\DDD` (RFC 1035 §5.1).
+pub fn quote_character_string(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
     out.push('"');
     for &b in bytes {

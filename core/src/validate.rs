@@ -5,7 +5,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::ValidationError;
 use crate::model::RecordSet;
-use crate::names::parse_name;
+use crate::names::{name_text, parse_name};
 use crate::rdata::{parse_rdata, parse_type, rdata_text};
 
 /// Largest TTL (RFC 2181 §8).
@@ -34,11 +34,11 @@ pub struct ParsedRecordSet {
 pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecordSet, ValidationError> {
     let name = parse_name(&rrset.name, "name")?;
     if !zone.zone_of(&name) {
-        return Err(ValidationError::new("name", format!("{} is not inside the zone {}", name, zone)));
+        return Err(ValidationError::new("name", format!("{} is not inside the zone {}", name_text(&name), name_text(zone))));
     }
     let rtype = parse_type(&rrset.rtype, "type")?;
     let mut canonical = rrset.clone();
-    canonical.name = name.to_ascii();
+    canonical.name = name_text(&name);
     canonical.rtype = rtype.to_string();
 
     if let Some(id) = &rrset.set_identifier
@@ -110,7 +110,7 @@ pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecor
             ));
         }
         let target = parse_name(&alias.name, "aliasTarget.name")?;
-        canonical.alias_target = Some(crate::model::AliasTarget { name: target.to_ascii(), ..alias.clone() });
+        canonical.alias_target = Some(crate::model::AliasTarget { name: name_text(&target), ..alias.clone() });
         return Ok(ParsedRecordSet { name, rtype, ttl: 0, rdatas: Vec::new(), canonical });
     }
 
@@ -189,7 +189,7 @@ pub fn check_zone_consistency(zone: &Name, rrsets: &[RecordSet]) -> Result<(), V
             ));
         }
     }
-    let apex = zone.to_ascii();
+    let apex = name_text(zone);
     let apex_types = types_at.get(apex.as_str());
     for required in ["SOA", "NS"] {
         if !apex_types.is_some_and(|t| t.contains(required)) {
