@@ -391,4 +391,98 @@ mod tests {
         assert_eq!(wire_to_text(&wild), "*.example.com.");
         assert_eq!(name_from_wire(&wild).unwrap().to_ascii(), "*.example.com.");
     }
+
+    fn labels_of(name: &Name) -> Vec<Vec<u8>> {
+        name.iter().map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn every_octet_in_a_label_round_trips_through_text_and_wire() {
+        use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+        for b in 0..=255u8 {
+            let label = vec![b'x', b, b'y'];
+            let name = name_from_labels(&[label.clone(), b"test".to_vec()]).unwrap();
+            let text = name_text(&name);
+            let again = parse_name(&text, "name").unwrap_or_else(|e| panic!("octet {b}: {text:?}: {e}"));
+            assert_eq!(labels_of(&again)[0], label.to_ascii_lowercase(), "octet {b}: {text:?}");
+            assert_eq!(name_text(&again), text, "octet {b}");
+            let mut wire = Vec::new();
+            name.emit(&mut BinEncoder::new(&mut wire)).unwrap();
+            let decoded = Name::read(&mut BinDecoder::new(&wire)).unwrap();
+            assert_eq!(name_text(&decoded), text, "octet {b} on the wire");
+            assert_eq!(WireName::from_name(&again).as_bytes(), wire.as_slice(), "octet {b}");
+        }
+    }
+
+    #[test]
+    fn ddd_escapes_are_decimal() {
+        assert_eq!(labels_of(&parse_name("\\065b.test.", "n").unwrap())[0], b"ab");
+        assert_eq!(labels_of(&parse_name("\\115ub.test.", "n").unwrap())[0], b"sub");
+        assert_eq!(labels_of(&parse_name("\\097.test.", "n").unwrap())[0], b"a");
+        assert_eq!(labels_of(&parse_name("\\000\\255.test.", "n").unwrap())[0], [0, 255]);
+        assert!(parse_name("\\256.test.", "n").unwrap_err().message.contains("255"));
+        assert!(parse_name("\\25.test.", "n").unwrap_err().message.contains("three"));
+        assert!(parse_name("a\\", "n").unwrap_err().message.contains("backslash"));
+    }
+
+    #[test]
+    fn any_octet_names_are_accepted_and_print_canonically() {
+        for (text, canonical) in [
+            ("a_b.example.com", "a_b.example.com."),
+            ("*x.example.com.", "*x.example.com."),
+            ("sp\\032ace.example.com.", "sp\\032ace.example.com."),
+            ("sp\\ ace.example.com.", "sp\\032ace.example.com."),
+            ("bin\\200byte.example.com.", "bin\\200byte.example.com."),
+            ("dot\\.ted.example.com.", "dot\\.ted.example.com."),
+            ("dot\\046ted.example.com.", "dot\\.ted.example.com."),
+            ("\\@\\$\\(\\)\\;\\\"\\\\.example.com.", "\\@\\$\\(\\)\\;\\\"\\\\.example.com."),
+            ("\\065\\066c.EXAMPLE.com", "abc.example.com."),
+            ("tab\\009.example.com.", "tab\\009.example.com."),
+            ("\\127\\128.example.com.", "\\127\\128.example.com."),
+            (".", "."),
+        ] {
+            assert_eq!(canonical_text(text, "name").unwrap(), canonical, "{text}");
+            assert_eq!(canonical_text(canonical, "name").unwrap(), canonical, "{canonical}");
+        }
+        assert_eq!(labels_of(&parse_name("dot\\.ted.example.com.", "n").unwrap()).len(), 3);
+        assert!(parse_name("*.example.com.", "n").unwrap().is_wildcard());
+        assert!(!parse_name("*x.example.com.", "n").unwrap().is_wildcard());
+        // Only A–Z are lower-cased: octets above 127 stay as they are.
+        assert_eq!(labels_of(&parse_name("\\196.test.", "n").unwrap())[0], [196]);
+    }
+
+    #[test]
+    fn unclear_characters_are_refused() {
+        assert!(parse_name("bücher.test.", "n").unwrap_err().message.contains("punycode"));
+        assert!(parse_name("sp ace.test.", "n").unwrap_err().message.contains("\\032"));
+        assert!(parse_name(".a.test.", "n").is_err());
+    }
+
+    #[test]
+    fn limits_count_octets_not_text() {
+        let sixty_three = "\\097".repeat(63);
+        assert!(parse_name(&format!("{sixty_three}.test."), "n").is_ok());
+        let err = parse_name(&format!("{sixty_three}\\097.test."), "rrset.name").unwrap_err();
+        assert_eq!(err.field, "rrset.name");
+        assert!(err.message.contains("64 octets") && err.message.contains("63"), "{}", err.message);
+        // 4 labels of 62 octets: 4 × 63 + 1 = 253 octets, under the limit.
+        let long = vec!["a".repeat(62); 4].join(".");
+        assert!(parse_name(&long, "n").is_ok());
+        assert!(parse_name(&format!("b.{long}"), "n").is_ok());
+        assert!(parse_name(&format!("bc.{long}"), "n").unwrap_err().message.contains("256 octets"));
+    }
+
+    #[test]
+    fn relative_names_are_completed_or_refused_when_too_long() {
+        let origin = parse_name("example.com.", "n").unwrap();
+        assert_eq!(name_text(&parse_relative_name("www", &origin, "n").unwrap()), "www.example.com.");
+        assert_eq!(name_text(&parse_relative_name("@", &origin, "n").unwrap()), "example.com.");
+        assert_eq!(name_text(&parse_relative_name("x.org.", &origin, "n").unwrap()), "x.org.");
+        // Fits alone (244 octets), not once completed (256).
+        let relative = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(50));
+        assert!(parse_name(&relative, "n").is_ok());
+        let err = parse_relative_name(&relative, &origin, "records[0]").unwrap_err();
+        assert_eq!(err.field, "records[0]");
+        assert!(err.message.contains("completed with example.com.") && err.message.contains("255"), "{}", err.message);
+    }
 }

@@ -230,6 +230,12 @@ pub fn parse_rdata_tokens(
                     format!("invalid {other} data: unexpected {:?}", t.text),
                 ));
             }
+            if matches!(other, RecordType::A | RecordType::AAAA) && tokens.len() > 1 {
+                return Err(ValidationError::new(
+                    field,
+                    format!("invalid {other} data: unexpected {:?} after the address", tokens[1].text),
+                ));
+            }
             let joined = tokens.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
             let rdata = RData::try_from_str(other, &joined)
                 .map_err(|e| ValidationError::new(field, format!("invalid {other} data {joined:?}: {e}")))?;
@@ -772,5 +778,132 @@ mod tests {
         assert!(parse_type("NOPE", "type").is_err());
         assert!(parse_type("DNAME", "type").unwrap_err().message.contains("not supported"));
         assert_eq!(parse_type("aaaa", "type").unwrap(), RecordType::AAAA);
+    }
+
+    fn round_trips(rtype: RecordType, text: &str) -> String {
+        let rdata = parse_rdata(rtype, text, &origin(), "records[0]").unwrap_or_else(|e| panic!("{rtype} {text:?}: {e}"));
+        let printed = rdata_text(&rdata);
+        let again = parse_rdata(rtype, &printed, &origin(), "records[0]")
+            .unwrap_or_else(|e| panic!("{rtype} reprint {printed:?}: {e}"));
+        assert_eq!(rdata, again, "{rtype}: {text} -> {printed}");
+        assert_eq!(rdata_text(&again), printed, "{rtype}: printing is stable");
+        let wire = emit_uncompressed(&rdata).unwrap();
+        assert_eq!(decode_exact(rtype, &wire, "r").unwrap(), rdata);
+        printed
+    }
+
+    fn txt_strings(rdata: &RData) -> Vec<Vec<u8>> {
+        match rdata {
+            RData::TXT(txt) => txt.txt_data.iter().map(|s| s.to_vec()).collect(),
+            other => panic!("not TXT: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_octet_in_a_txt_string_round_trips() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let (first, second) = all.split_at(128);
+        let text = format!("{} {}", quote_character_string(first), quote_character_string(second));
+        let printed = round_trips(RecordType::TXT, &text);
+        assert_eq!(printed, text);
+        let rdata = parse_rdata(RecordType::TXT, &printed, &origin(), "r").unwrap();
+        assert_eq!(txt_strings(&rdata), [first.to_vec(), second.to_vec()]);
+        for b in 0..=255u8 {
+            let one = quote_character_string(&[b]);
+            let rdata = parse_rdata(RecordType::TXT, &one, &origin(), "r").unwrap();
+            assert_eq!(txt_strings(&rdata), [vec![b]], "octet {b}: {one}");
+        }
+    }
+
+    #[test]
+    fn character_strings_read_decimal_escapes_and_any_spelling() {
+        let parse = |t: &str| txt_strings(&parse_rdata(RecordType::TXT, t, &origin(), "r").unwrap());
+        assert_eq!(parse("\"\\065\""), [b"A".to_vec()]);
+        assert_eq!(parse("\\065BC"), [b"ABC".to_vec()]);
+        assert_eq!(parse("\"\\200\\255\\000\""), [vec![200, 255, 0]]);
+        assert_eq!(parse("\"caf\u{e9}\""), [vec![b'c', b'a', b'f', 0xc3, 0xa9]]);
+        assert_eq!(parse("two words"), [b"two".to_vec(), b"words".to_vec()]);
+        assert_eq!(parse("\"a\\\"b\" \"\""), [b"a\"b".to_vec(), Vec::new()]);
+        assert_eq!(parse("a\\ b"), [b"a b".to_vec()]);
+        assert_eq!(rdata_text(&parse_rdata(RecordType::TXT, "\"caf\u{e9}\"", &origin(), "r").unwrap()), "\"caf\\195\\169\"");
+        assert!(parse_rdata(RecordType::TXT, "\"\\256\"", &origin(), "r").is_err());
+        assert!(parse_rdata(RecordType::TXT, "\"open", &origin(), "r").is_err());
+    }
+
+    #[test]
+    fn long_strings_are_refused_naming_the_record() {
+        let ok = format!("\"{}\"", "x".repeat(255));
+        round_trips(RecordType::TXT, &ok);
+        let long = format!("\"short\" \"{}\"", "\\200".repeat(256));
+        let err = parse_rdata(RecordType::TXT, &long, &origin(), "records[3]").unwrap_err();
+        assert_eq!(err.field, "records[3]");
+        assert!(err.message.contains("string 2 is 256 octets") && err.message.contains("255"), "{}", err.message);
+    }
+
+    #[test]
+    fn names_in_data_use_the_decimal_parser() {
+        assert_eq!(round_trips(RecordType::MX, "10 \\065"), "10 a.example.com.");
+        assert_eq!(round_trips(RecordType::CNAME, "bin\\200byte.example.net."), "bin\\200byte.example.net.");
+        assert_eq!(round_trips(RecordType::NS, "a_b"), "a_b.example.com.");
+        assert_eq!(round_trips(RecordType::SRV, "0 0 0 sp\\032ace.x."), "0 0 0 sp\\032ace.x.");
+        assert_eq!(round_trips(RecordType::PTR, "@"), "example.com.");
+        assert_eq!(
+            round_trips(RecordType::SOA, "ns1 Host\\.Master 1 1h 15m 2w 300"),
+            "ns1.example.com. host\\.master.example.com. 1 3600 900 1209600 300"
+        );
+        assert_eq!(
+            round_trips(RecordType::NAPTR, "1 2 \"U\" \"E2U+sip\" \"!^.*$!sip:\\200@x!\" ."),
+            "1 2 \"U\" \"E2U+sip\" \"!^.*$!sip:\\200@x!\" ."
+        );
+        let relative = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(50));
+        let err = parse_rdata(RecordType::CNAME, &relative, &origin(), "records[0]").unwrap_err();
+        assert_eq!(err.field, "records[0]");
+        assert!(err.message.contains("255"), "{}", err.message);
+        let label64 = format!("{}.example.com.", "\\097".repeat(64));
+        assert!(parse_rdata(RecordType::CNAME, &label64, &origin(), "r").unwrap_err().message.contains("63"));
+    }
+
+    #[test]
+    fn caa_values_keep_every_octet() {
+        assert_eq!(round_trips(RecordType::CAA, "0 issue letsencrypt.org"), "0 issue \"letsencrypt.org\"");
+        assert_eq!(round_trips(RecordType::CAA, "128 tbs \"\\200\\000\\\"x\""), "128 tbs \"\\200\\000\\\"x\"");
+        assert!(parse_rdata(RecordType::CAA, "0 is-sue \"x\"", &origin(), "r").is_err());
+    }
+
+    #[test]
+    fn svcb_keys_without_values_round_trip() {
+        assert_eq!(
+            round_trips(RecordType::HTTPS, "1 . alpn=h2,h3 no-default-alpn"),
+            "1 . alpn=h2,h3 no-default-alpn"
+        );
+        assert_eq!(round_trips(RecordType::SVCB, "1 svc key65333 port=53"), "1 svc.example.com. port=53 key65333");
+        assert_eq!(
+            round_trips(RecordType::SVCB, "2 . mandatory=alpn key7=\"a b\\200\" alpn=\"h2\""),
+            "2 . mandatory=alpn alpn=h2 key7=\"a b\\200\""
+        );
+        assert_eq!(
+            round_trips(RecordType::HTTPS, "1 . ipv4hint=192.0.2.1,192.0.2.2 ech=AAEC ipv6hint=2001:db8::1"),
+            "1 . ipv4hint=192.0.2.1,192.0.2.2 ech=AAEC ipv6hint=2001:db8::1"
+        );
+        assert_eq!(round_trips(RecordType::HTTPS, "1 . alpn=h\\,2,h3"), "1 . alpn=h\\0442,h3");
+        assert!(parse_rdata(RecordType::HTTPS, "1 . no-default-alpn=x", &origin(), "r").is_err());
+        assert!(parse_rdata(RecordType::HTTPS, "1 . port=1 port=2", &origin(), "r").is_err());
+        assert!(parse_rdata(RecordType::HTTPS, "1 . bogus=1", &origin(), "r").is_err());
+    }
+
+    #[test]
+    fn printing_is_idempotent_for_every_type() {
+        for (rtype, text) in [
+            (RecordType::A, "192.0.2.1"),
+            (RecordType::AAAA, "2001:db8::1"),
+            (RecordType::DS, "60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118"),
+            (RecordType::SSHFP, "1 1 0123456789abcdef0123456789abcdef01234567"),
+            (RecordType::TLSA, "3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+        ] {
+            round_trips(rtype, text);
+        }
+        assert!(parse_rdata(RecordType::A, "\"192.0.2.1\"", &origin(), "r").is_err());
+        assert!(parse_rdata(RecordType::A, "192.0.2.1 extra", &origin(), "r").is_err());
+        assert!(parse_rdata(RecordType::MX, "10 a.example. extra", &origin(), "r").is_err());
     }
 }

@@ -441,4 +441,85 @@ txt IN TXT \"hello world\"\n";
             ]
         );
     }
+
+    fn origin() -> Name {
+        Name::from_ascii("example.com.").unwrap()
+    }
+
+    #[test]
+    fn errors_name_the_line_and_column() {
+        let text = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\n\nbad IN A 300.1.1.1\n";
+        let err = parse_zone_file(text, None).unwrap_err();
+        assert_eq!(err.field, "zonefile");
+        assert!(err.message.starts_with("line 6: "), "{}", err.message);
+        let err = parse_zone_file("$ORIGIN example.com.\n$TTL 1\nok A 192.0.2.1\nx IN NOPE 1\n", None).unwrap_err();
+        assert!(err.message.starts_with("line 4: column 6: "), "{}", err.message);
+        let err = parse_zone_file("$ORIGIN example.com.\n$TTL 1\nt TXT \"open\n", None).unwrap_err();
+        assert!(err.message.starts_with("line 3: column 7: unterminated"), "{}", err.message);
+        let err = parse_zone_file("$ORIGIN example.com.\n$TTL 1\n\nt TXT \"\\256\"\n", None).unwrap_err();
+        assert!(err.message.starts_with("line 4: ") && err.message.contains("255"), "{}", err.message);
+        let err = parse_zone_file("$ORIGIN example.com.\n@ 1 SOA a b 1 2 3 4 5\na 1 CH A 192.0.2.1\n", None)
+            .unwrap_err();
+        assert!(err.message.contains("line 3") && err.message.contains("class IN"), "{}", err.message);
+        let long = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(50));
+        let err = parse_zone_file(&format!("$ORIGIN example.com.\n$TTL 1\n{long} A 192.0.2.1\n"), None).unwrap_err();
+        assert!(err.message.starts_with("line 3: column 1: ") && err.message.contains("255"), "{}", err.message);
+        let err = parse_zone_file("$TTL 1\n$INCLUDE other.zone\n", Some(&origin())).unwrap_err();
+        assert!(err.message.starts_with("line 2: $INCLUDE"), "{}", err.message);
+    }
+
+    #[test]
+    fn parentheses_comments_owners_and_escapes() {
+        let text = "$ORIGIN Example.COM.\n$TTL 1h\n\
+@ IN SOA ns1 hostmaster ( 1 ; serial\n  7200 900\n  1209600 60 )\n  IN NS ns1 ; same owner\n\
+a_b 60 IN TXT \"semi;colon (paren)\" \\065\n\
+*x IN A 192.0.2.1\n\
+* IN A 192.0.2.2\n\
+sp\\032ace IN A 192.0.2.3\n\
+bin\\200byte IN TXT \"\\200\\255\"\n\
+$ORIGIN sub\n\
+www IN CNAME @\n";
+        let parsed = parse_zone_file(text, None).unwrap();
+        assert_eq!(name_text(&parsed.origin), "example.com.");
+        let find = |n: &str, t: &str| parsed.rrsets.iter().find(|r| r.name == n && r.rtype == t).cloned();
+        assert_eq!(find("example.com.", "NS").unwrap_or_else(|| panic!("{:?}", parsed.rrsets)).records, ["ns1.example.com."]);
+        assert_eq!(find("example.com.", "SOA").unwrap().ttl, Some(3600));
+        assert_eq!(find("a_b.example.com.", "TXT").unwrap().records, ["\"semi;colon (paren)\" \"A\""]);
+        assert!(find("*x.example.com.", "A").is_some() && find("*.example.com.", "A").is_some());
+        assert!(find("sp\\032ace.example.com.", "A").is_some());
+        assert_eq!(find("bin\\200byte.example.com.", "TXT").unwrap().records, ["\"\\200\\255\""]);
+        assert_eq!(find("www.sub.example.com.", "CNAME").unwrap().records, ["sub.example.com."]);
+        let rendered = render_zone_file(&parsed.origin, 1, &parsed.rrsets);
+        let again = parse_zone_file(&rendered, None).unwrap();
+        assert_eq!(again.rrsets, parsed.rrsets);
+        assert_eq!(render_zone_file(&again.origin, 1, &again.rrsets), rendered);
+    }
+
+    #[test]
+    fn every_octet_in_owner_names_and_txt_round_trips() {
+        use crate::names::{label_text, parse_name};
+        use crate::rdata::quote_character_string;
+        let mut text = String::from("$ORIGIN example.com.\n$TTL 60\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\n");
+        let mut expected = Vec::new();
+        for chunk in 0..8u8 {
+            let label: Vec<u8> = (chunk * 32..=chunk * 32 + 31).collect();
+            let owner = format!("{}.o{chunk}", label_text(&label));
+            let strings: Vec<u8> = (0..=255u8).collect();
+            let txt = format!("{} {}", quote_character_string(&strings[..200]), quote_character_string(&strings[200..]));
+            text.push_str(&format!("{owner} IN TXT {txt}\n"));
+            expected.push((label.to_ascii_lowercase(), chunk, txt));
+        }
+        let parsed = parse_zone_file(&text, None).unwrap();
+        for (label, chunk, txt) in &expected {
+            let name = crate::names::name_from_labels(&[label.clone(), format!("o{chunk}").into_bytes(), b"example".to_vec(), b"com".to_vec()]).unwrap();
+            let key = name_text(&name);
+            let set = parsed.rrsets.iter().find(|r| r.name == key).unwrap_or_else(|| panic!("{key} missing"));
+            assert_eq!(&set.records, &[txt.clone()]);
+            assert_eq!(parse_name(&set.name, "n").unwrap().iter().next().unwrap(), label.as_slice());
+        }
+        let rendered = render_zone_file(&parsed.origin, 1, &parsed.rrsets);
+        let again = parse_zone_file(&rendered, None).unwrap();
+        assert_eq!(again.rrsets, parsed.rrsets);
+        assert_eq!(render_zone_file(&again.origin, 1, &again.rrsets), rendered);
+    }
 }
