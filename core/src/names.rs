@@ -57,10 +57,7 @@ pub fn split_name_text(text: &str) -> Result<NameText, String> {
                 ));
             }
             c if c.is_ascii_whitespace() || c.is_ascii_control() => {
-                return Err(format!(
-                    "{text:?} holds the character {c:?}: write it as \\{:03}",
-                    c as u32
-                ));
+                return Err(format!("{text:?} holds the character {c:?}: write it as \\{:03}", c as u32));
             }
             c => label.push(c as u8),
         }
@@ -72,7 +69,10 @@ pub fn split_name_text(text: &str) -> Result<NameText, String> {
 }
 
 /// Reads the rest of an escape after `\`: `\DDD` (decimal) or `\X`.
-pub(crate) fn unescape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, text: &str) -> Result<u8, String> {
+pub(crate) fn unescape(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    text: &str,
+) -> Result<u8, String> {
     match chars.next() {
         None => Err(format!("{text:?} ends with a lone backslash")),
         Some(d) if d.is_ascii_digit() => {
@@ -81,16 +81,16 @@ pub(crate) fn unescape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, tex
                 match chars.next() {
                     Some(d) if d.is_ascii_digit() => value = value * 10 + d.to_digit(10).unwrap_or(0),
                     _ => {
-                        return Err(format!(
-                            "{text:?}: an escape \\DDD needs exactly three decimal digits"
-                        ));
+                        return Err(format!("{text:?}: an escape \\DDD needs exactly three decimal digits"));
                     }
                 }
             }
             u8::try_from(value).map_err(|_| format!("{text:?}: escape \\{value:03} is above 255"))
         }
         Some(c) if c.is_ascii() => Ok(c as u8),
-        Some(c) => Err(format!("{text:?}: cannot escape the non-ASCII character {c:?}; write its octets as \\DDD")),
+        Some(c) => {
+            Err(format!("{text:?}: cannot escape the non-ASCII character {c:?}; write its octets as \\DDD"))
+        }
     }
 }
 
@@ -132,7 +132,8 @@ pub fn name_from_labels<L: AsRef<[u8]>>(labels: &[L]) -> Result<Name, String> {
 /// the input in errors.
 pub fn parse_name(text: &str, field: &str) -> Result<Name, ValidationError> {
     let parsed = split_name_text(text).map_err(|m| ValidationError::new(field, m))?;
-    name_from_labels(&parsed.labels).map_err(|m| ValidationError::new(field, format!("{}: {m}", quoted(text))))
+    name_from_labels(&parsed.labels)
+        .map_err(|m| ValidationError::new(field, format!("{}: {m}", quoted(text))))
 }
 
 /// Parses a name that may be relative to `origin` (zone files, record
@@ -157,8 +158,9 @@ pub fn parse_relative_name(text: &str, origin: &Name, field: &str) -> Result<Nam
     })
 }
 
+/// Text that passed `split_name_text` (no control or non-ASCII character), in quotes.
 fn quoted(text: &str) -> String {
-    format!("{text:?}")
+    format!("\"{text}\"")
 }
 
 /// The canonical text of a name: lower-case, with the trailing dot.
@@ -483,6 +485,10 @@ mod tests {
         assert!(parse_name(&relative, "n").is_ok());
         let err = parse_relative_name(&relative, &origin, "records[0]").unwrap_err();
         assert_eq!(err.field, "records[0]");
-        assert!(err.message.contains("completed with example.com.") && err.message.contains("255"), "{}", err.message);
+        assert!(
+            err.message.contains("completed with example.com.") && err.message.contains("255"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -337,7 +337,8 @@ impl<'a> TokenReader<'a> {
                 Some((k, v)) => (k, Some(v)),
                 None => (token.text.as_str(), None),
             };
-            let key = svc_key(key_text).ok_or_else(|| self.error(format!("unknown parameter key {key_text:?}")))?;
+            let key =
+                svc_key(key_text).ok_or_else(|| self.error(format!("unknown parameter key {key_text:?}")))?;
             let value_text: Option<String> = match inline {
                 Some("") if self.tokens.get(self.next).is_some_and(|t| t.quoted && t.glued) => {
                     self.next += 1;
@@ -346,7 +347,8 @@ impl<'a> TokenReader<'a> {
                 Some(v) => Some(v.to_string()),
                 None => None,
             };
-            let value = svc_value(key, value_text.as_deref()).map_err(|m| self.error(format!("{key_text}: {m}")))?;
+            let value =
+                svc_value(key, value_text.as_deref()).map_err(|m| self.error(format!("{key_text}: {m}")))?;
             if params.iter().any(|(k, _)| *k == key) {
                 return Err(self.error(format!("parameter {key_text} appears twice")));
             }
@@ -364,7 +366,8 @@ impl<'a> TokenReader<'a> {
     }
 }
 
-const SVC_KEY_NAMES: [&str; 7] = ["mandatory", "alpn", "no-default-alpn", "port", "ipv4hint", "ech", "ipv6hint"];
+const SVC_KEY_NAMES: [&str; 7] =
+    ["mandatory", "alpn", "no-default-alpn", "port", "ipv4hint", "ech", "ipv6hint"];
 
 fn svc_key(text: &str) -> Option<u16> {
     let lower = text.to_ascii_lowercase();
@@ -452,19 +455,19 @@ fn svc_value(key: u16, value: Option<&str>) -> Result<Vec<u8>, String> {
         }
         4 => {
             for item in text_items(needs(value)?)? {
-                let ip: std::net::Ipv4Addr = item.parse().map_err(|_| format!("{item:?} is not an IPv4 address"))?;
+                let ip: std::net::Ipv4Addr =
+                    item.parse().map_err(|_| format!("{item:?} is not an IPv4 address"))?;
                 out.extend_from_slice(&ip.octets());
             }
         }
         5 => {
             let bytes = character_string_bytes(needs(value)?)?;
-            out = data_encoding::BASE64
-                .decode(&bytes)
-                .map_err(|e| format!("ech must be base64: {e}"))?;
+            out = data_encoding::BASE64.decode(&bytes).map_err(|e| format!("ech must be base64: {e}"))?;
         }
         6 => {
             for item in text_items(needs(value)?)? {
-                let ip: std::net::Ipv6Addr = item.parse().map_err(|_| format!("{item:?} is not an IPv6 address"))?;
+                let ip: std::net::Ipv6Addr =
+                    item.parse().map_err(|_| format!("{item:?} is not an IPv6 address"))?;
                 out.extend_from_slice(&ip.octets());
             }
         }
@@ -653,7 +656,12 @@ fn svc_param_text(key: u16, value: &[u8]) -> Option<String> {
     let name = svc_key_text(key);
     let list = |items: Vec<String>| format!("{name}={}", items.join(","));
     Some(match key {
-        0 => list(value.chunks(2).map(|c| (c.len() == 2).then(|| svc_key_text(u16::from_be_bytes([c[0], c[1]])))).collect::<Option<_>>()?),
+        0 => list(
+            value
+                .chunks(2)
+                .map(|c| (c.len() == 2).then(|| svc_key_text(u16::from_be_bytes([c[0], c[1]]))))
+                .collect::<Option<_>>()?,
+        ),
         1 => {
             let mut r = WireReader { bytes: value, at: 0 };
             let mut items = Vec::new();
@@ -781,7 +789,8 @@ mod tests {
     }
 
     fn round_trips(rtype: RecordType, text: &str) -> String {
-        let rdata = parse_rdata(rtype, text, &origin(), "records[0]").unwrap_or_else(|e| panic!("{rtype} {text:?}: {e}"));
+        let rdata = parse_rdata(rtype, text, &origin(), "records[0]")
+            .unwrap_or_else(|e| panic!("{rtype} {text:?}: {e}"));
         let printed = rdata_text(&rdata);
         let again = parse_rdata(rtype, &printed, &origin(), "records[0]")
             .unwrap_or_else(|e| panic!("{rtype} reprint {printed:?}: {e}"));
@@ -825,7 +834,10 @@ mod tests {
         assert_eq!(parse("two words"), [b"two".to_vec(), b"words".to_vec()]);
         assert_eq!(parse("\"a\\\"b\" \"\""), [b"a\"b".to_vec(), Vec::new()]);
         assert_eq!(parse("a\\ b"), [b"a b".to_vec()]);
-        assert_eq!(rdata_text(&parse_rdata(RecordType::TXT, "\"caf\u{e9}\"", &origin(), "r").unwrap()), "\"caf\\195\\169\"");
+        assert_eq!(
+            rdata_text(&parse_rdata(RecordType::TXT, "\"caf\u{e9}\"", &origin(), "r").unwrap()),
+            "\"caf\\195\\169\""
+        );
         assert!(parse_rdata(RecordType::TXT, "\"\\256\"", &origin(), "r").is_err());
         assert!(parse_rdata(RecordType::TXT, "\"open", &origin(), "r").is_err());
     }
@@ -837,7 +849,11 @@ mod tests {
         let long = format!("\"short\" \"{}\"", "\\200".repeat(256));
         let err = parse_rdata(RecordType::TXT, &long, &origin(), "records[3]").unwrap_err();
         assert_eq!(err.field, "records[3]");
-        assert!(err.message.contains("string 2 is 256 octets") && err.message.contains("255"), "{}", err.message);
+        assert!(
+            err.message.contains("string 2 is 256 octets") && err.message.contains("255"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -866,7 +882,10 @@ mod tests {
     #[test]
     fn caa_values_keep_every_octet() {
         assert_eq!(round_trips(RecordType::CAA, "0 issue letsencrypt.org"), "0 issue \"letsencrypt.org\"");
-        assert_eq!(round_trips(RecordType::CAA, "128 tbs \"\\200\\000\\\"x\""), "128 tbs \"\\200\\000\\\"x\"");
+        assert_eq!(
+            round_trips(RecordType::CAA, "128 tbs \"\\200\\000\\\"x\""),
+            "128 tbs \"\\200\\000\\\"x\""
+        );
         assert!(parse_rdata(RecordType::CAA, "0 is-sue \"x\"", &origin(), "r").is_err());
     }
 
@@ -876,7 +895,10 @@ mod tests {
             round_trips(RecordType::HTTPS, "1 . alpn=h2,h3 no-default-alpn"),
             "1 . alpn=h2,h3 no-default-alpn"
         );
-        assert_eq!(round_trips(RecordType::SVCB, "1 svc key65333 port=53"), "1 svc.example.com. port=53 key65333");
+        assert_eq!(
+            round_trips(RecordType::SVCB, "1 svc key65333 port=53"),
+            "1 svc.example.com. port=53 key65333"
+        );
         assert_eq!(
             round_trips(RecordType::SVCB, "2 . mandatory=alpn key7=\"a b\\200\" alpn=\"h2\""),
             "2 . mandatory=alpn alpn=h2 key7=\"a b\\200\""

@@ -34,7 +34,10 @@ pub struct ParsedRecordSet {
 pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecordSet, ValidationError> {
     let name = parse_name(&rrset.name, "name")?;
     if !zone.zone_of(&name) {
-        return Err(ValidationError::new("name", format!("{} is not inside the zone {}", name_text(&name), name_text(zone))));
+        return Err(ValidationError::new(
+            "name",
+            format!("{} is not inside the zone {}", name_text(&name), name_text(zone)),
+        ));
     }
     let rtype = parse_type(&rrset.rtype, "type")?;
     let mut canonical = rrset.clone();
@@ -110,7 +113,8 @@ pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecor
             ));
         }
         let target = parse_name(&alias.name, "aliasTarget.name")?;
-        canonical.alias_target = Some(crate::model::AliasTarget { name: name_text(&target), ..alias.clone() });
+        canonical.alias_target =
+            Some(crate::model::AliasTarget { name: name_text(&target), ..alias.clone() });
         return Ok(ParsedRecordSet { name, rtype, ttl: 0, rdatas: Vec::new(), canonical });
     }
 
@@ -272,5 +276,40 @@ mod tests {
         cname_clash.push(RecordSet::simple("a.example.com.", "A", 60, &["192.0.2.1"]));
         assert!(check_zone_consistency(&zone(), &cname_clash).unwrap_err().message.contains("CNAME"));
         assert!(check_zone_consistency(&zone(), &base[1..]).is_err());
+    }
+
+    #[test]
+    fn the_snapshot_builds_every_set_that_validation_accepted() {
+        use crate::model::HostedZone;
+        use crate::snapshot::ZoneContent;
+        let raw = vec![
+            RecordSet::simple("example.com.", "SOA", 900, &["ns1 h 1 2 3 4 5"]),
+            RecordSet::simple("example.com.", "NS", 900, &["ns1"]),
+            RecordSet::simple("A_b.example.com", "TXT", 60, &["\"\\200\\255\\000\" caf\u{e9}"]),
+            RecordSet::simple("*x.example.com.", "A", 60, &["192.0.2.1"]),
+            RecordSet::simple("sp\\032ace.example.com.", "CNAME", 60, &["bin\\200byte"]),
+            RecordSet::simple(
+                "bin\\200byte.example.com.",
+                "HTTPS",
+                60,
+                &["1 . alpn=h2 no-default-alpn key9"],
+            ),
+            RecordSet::simple("dot\\.ted.example.com.", "MX", 60, &["10 \\065"]),
+            RecordSet::simple("n.example.com.", "NAPTR", 60, &["1 2 \"U\" \"E2U+sip\" \"\\200\" ."]),
+            RecordSet::simple("c.example.com.", "CAA", 60, &["0 issue \"\\200\""]),
+        ];
+        let canonical: Vec<RecordSet> = raw
+            .iter()
+            .map(|r| validate_record_set(&zone(), r).unwrap_or_else(|e| panic!("{e}")).canonical)
+            .collect();
+        // Validation of the canonical form is the identity.
+        for set in &canonical {
+            assert_eq!(&validate_record_set(&zone(), set).unwrap().canonical, set);
+        }
+        check_zone_consistency(&zone(), &canonical).unwrap();
+        let hosted =
+            HostedZone { id: "Z1".into(), account_id: "A1".into(), name: "example.com.".into(), serial: 1 };
+        let content = ZoneContent::build(hosted, &canonical).unwrap();
+        assert!(content.skipped.is_empty(), "{:?}", content.skipped);
     }
 }

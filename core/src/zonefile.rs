@@ -57,10 +57,7 @@ fn entries(text: &str) -> Result<Vec<Entry>, ValidationError> {
             {
                 out.push(entry);
             }
-            current = Some(Entry {
-                indented: line.starts_with([' ', '\t']),
-                tokens: Vec::new(),
-            });
+            current = Some(Entry { indented: line.starts_with([' ', '\t']), tokens: Vec::new() });
         }
         let entry = current.as_mut().expect("an entry is open");
         let chars: Vec<(usize, char)> = line.char_indices().collect();
@@ -138,7 +135,10 @@ fn entries(text: &str) -> Result<Vec<Entry>, ValidationError> {
                         i += 1;
                         if c == '\\' {
                             let Some(&(_, next)) = chars.get(i) else {
-                                return Err(at(line_no, format!("column {column}: a lone backslash ends the line")));
+                                return Err(at(
+                                    line_no,
+                                    format!("column {column}: a lone backslash ends the line"),
+                                ));
                             };
                             token.push(next);
                             i += 1;
@@ -214,7 +214,10 @@ pub fn parse_zone_file(text: &str, origin: Option<&Name>) -> Result<ParsedZoneFi
                 other => return Err(at(line, format!("the directive {other} is not supported"))),
             }
             if let Some(extra) = entry.tokens.get(2) {
-                return Err(at(extra.line, format!("column {}: unexpected {:?}", extra.column, extra.token.text)));
+                return Err(at(
+                    extra.line,
+                    format!("column {}: unexpected {:?}", extra.column, extra.token.text),
+                ));
             }
             continue;
         }
@@ -227,9 +230,9 @@ pub fn parse_zone_file(text: &str, origin: Option<&Name>) -> Result<ParsedZoneFi
             if t.token.quoted {
                 return Err(at(line, format!("column {}: an owner name cannot be quoted", t.column)));
             }
-            let origin = current_origin.as_ref().ok_or_else(|| {
-                at(line, "relative name with no origin: add $ORIGIN or give the zone name")
-            })?;
+            let origin = current_origin
+                .as_ref()
+                .ok_or_else(|| at(line, "relative name with no origin: add $ORIGIN or give the zone name"))?;
             parse_relative_name(&t.token.text, origin, "name")
                 .map_err(|e| at(line, format!("column {}: {}", t.column, e.message)))?
         };
@@ -243,14 +246,18 @@ pub fn parse_zone_file(text: &str, origin: Option<&Name>) -> Result<ParsedZoneFi
                 ttl = Some(parse_ttl(text).map_err(|m| at(t.line, format!("column {}: {m}", t.column)))?);
                 continue;
             }
-            if !t.token.quoted && !class_seen && ["IN", "CH", "HS", "CS", "ANY"].iter().any(|c| c.eq_ignore_ascii_case(text)) {
+            if !t.token.quoted
+                && !class_seen
+                && ["IN", "CH", "HS", "CS", "ANY"].iter().any(|c| c.eq_ignore_ascii_case(text))
+            {
                 if !text.eq_ignore_ascii_case("IN") {
                     return Err(at(t.line, format!("column {}: only class IN is supported", t.column)));
                 }
                 class_seen = true;
                 continue;
             }
-            break parse_type(text, "type").map_err(|e| at(t.line, format!("column {}: {}", t.column, e.message)))?;
+            break parse_type(text, "type")
+                .map_err(|e| at(t.line, format!("column {}: {}", t.column, e.message)))?;
         };
         let data: Vec<Token> = tokens.map(|p| p.token.clone()).collect();
         let origin = current_origin.clone().unwrap_or_else(|| record_owner.clone());
@@ -448,11 +455,13 @@ txt IN TXT \"hello world\"\n";
 
     #[test]
     fn errors_name_the_line_and_column() {
-        let text = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\n\nbad IN A 300.1.1.1\n";
+        let text =
+            "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\n\nbad IN A 300.1.1.1\n";
         let err = parse_zone_file(text, None).unwrap_err();
         assert_eq!(err.field, "zonefile");
         assert!(err.message.starts_with("line 6: "), "{}", err.message);
-        let err = parse_zone_file("$ORIGIN example.com.\n$TTL 1\nok A 192.0.2.1\nx IN NOPE 1\n", None).unwrap_err();
+        let err =
+            parse_zone_file("$ORIGIN example.com.\n$TTL 1\nok A 192.0.2.1\nx IN NOPE 1\n", None).unwrap_err();
         assert!(err.message.starts_with("line 4: column 6: "), "{}", err.message);
         let err = parse_zone_file("$ORIGIN example.com.\n$TTL 1\nt TXT \"open\n", None).unwrap_err();
         assert!(err.message.starts_with("line 3: column 7: unterminated"), "{}", err.message);
@@ -462,8 +471,13 @@ txt IN TXT \"hello world\"\n";
             .unwrap_err();
         assert!(err.message.contains("line 3") && err.message.contains("class IN"), "{}", err.message);
         let long = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(50));
-        let err = parse_zone_file(&format!("$ORIGIN example.com.\n$TTL 1\n{long} A 192.0.2.1\n"), None).unwrap_err();
-        assert!(err.message.starts_with("line 3: column 1: ") && err.message.contains("255"), "{}", err.message);
+        let err = parse_zone_file(&format!("$ORIGIN example.com.\n$TTL 1\n{long} A 192.0.2.1\n"), None)
+            .unwrap_err();
+        assert!(
+            err.message.starts_with("line 3: column 1: ") && err.message.contains("255"),
+            "{}",
+            err.message
+        );
         let err = parse_zone_file("$TTL 1\n$INCLUDE other.zone\n", Some(&origin())).unwrap_err();
         assert!(err.message.starts_with("line 2: $INCLUDE"), "{}", err.message);
     }
@@ -482,7 +496,10 @@ www IN CNAME @\n";
         let parsed = parse_zone_file(text, None).unwrap();
         assert_eq!(name_text(&parsed.origin), "example.com.");
         let find = |n: &str, t: &str| parsed.rrsets.iter().find(|r| r.name == n && r.rtype == t).cloned();
-        assert_eq!(find("example.com.", "NS").unwrap_or_else(|| panic!("{:?}", parsed.rrsets)).records, ["ns1.example.com."]);
+        assert_eq!(
+            find("example.com.", "NS").unwrap_or_else(|| panic!("{:?}", parsed.rrsets)).records,
+            ["ns1.example.com."]
+        );
         assert_eq!(find("example.com.", "SOA").unwrap().ttl, Some(3600));
         assert_eq!(find("a_b.example.com.", "TXT").unwrap().records, ["\"semi;colon (paren)\" \"A\""]);
         assert!(find("*x.example.com.", "A").is_some() && find("*.example.com.", "A").is_some());
@@ -505,13 +522,23 @@ www IN CNAME @\n";
             let label: Vec<u8> = (chunk * 32..=chunk * 32 + 31).collect();
             let owner = format!("{}.o{chunk}", label_text(&label));
             let strings: Vec<u8> = (0..=255u8).collect();
-            let txt = format!("{} {}", quote_character_string(&strings[..200]), quote_character_string(&strings[200..]));
+            let txt = format!(
+                "{} {}",
+                quote_character_string(&strings[..200]),
+                quote_character_string(&strings[200..])
+            );
             text.push_str(&format!("{owner} IN TXT {txt}\n"));
             expected.push((label.to_ascii_lowercase(), chunk, txt));
         }
         let parsed = parse_zone_file(&text, None).unwrap();
         for (label, chunk, txt) in &expected {
-            let name = crate::names::name_from_labels(&[label.clone(), format!("o{chunk}").into_bytes(), b"example".to_vec(), b"com".to_vec()]).unwrap();
+            let name = crate::names::name_from_labels(&[
+                label.clone(),
+                format!("o{chunk}").into_bytes(),
+                b"example".to_vec(),
+                b"com".to_vec(),
+            ])
+            .unwrap();
             let key = name_text(&name);
             let set = parsed.rrsets.iter().find(|r| r.name == key).unwrap_or_else(|| panic!("{key} missing"));
             assert_eq!(&set.records, &[txt.clone()]);
