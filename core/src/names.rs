@@ -115,7 +115,12 @@ pub fn name_from_labels<L: AsRef<[u8]>>(labels: &[L]) -> Result<Name, String> {
         lowered.push(label.to_ascii_lowercase());
     }
     if wire_len > MAX_WIRE_LEN {
-        return Err(format!("name is {wire_len} octets long in wire form; the limit is {MAX_WIRE_LEN}"));
+        // Counted on the octets; said also in text length (dots between labels, no escapes).
+        return Err(format!(
+            "name is {} octets long unescaped ({wire_len} in wire form); the limit is {} ({MAX_WIRE_LEN} in wire form)",
+            wire_len - 2,
+            MAX_WIRE_LEN - 2
+        ));
     }
     if lowered.is_empty() {
         return Ok(Name::root());
@@ -471,7 +476,7 @@ mod tests {
         let long = vec!["a".repeat(62); 4].join(".");
         assert!(parse_name(&long, "n").is_ok());
         assert!(parse_name(&format!("b.{long}"), "n").is_ok());
-        assert!(parse_name(&format!("bc.{long}"), "n").unwrap_err().message.contains("256 octets"));
+        assert!(parse_name(&format!("bc.{long}"), "n").unwrap_err().message.contains("256 in wire form"));
     }
 
     #[test]
