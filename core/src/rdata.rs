@@ -673,11 +673,11 @@ fn svc_param_text(key: u16, value: &[u8]) -> Option<String> {
         }
         2 if value.is_empty() => name,
         3 if value.len() == 2 => format!("{name}={}", u16::from_be_bytes([value[0], value[1]])),
-        4 if value.len() % 4 == 0 => list(
+        4 if value.len().is_multiple_of(4) => list(
             value.chunks(4).map(|c| std::net::Ipv4Addr::new(c[0], c[1], c[2], c[3]).to_string()).collect(),
         ),
         5 => format!("{name}={}", data_encoding::BASE64.encode(value)),
-        6 if value.len() % 16 == 0 => list(
+        6 if value.len().is_multiple_of(16) => list(
             value
                 .chunks(16)
                 .map(|c| {
@@ -687,7 +687,7 @@ fn svc_param_text(key: u16, value: &[u8]) -> Option<String> {
                 })
                 .collect(),
         ),
-        0..=6 => return None,
+        _ if key <= 6 => return None,
         _ if value.is_empty() => name,
         _ => format!("{name}={}", quote_character_string(value)),
     })

@@ -541,7 +541,7 @@ www IN CNAME @\n";
             .unwrap();
             let key = name_text(&name);
             let set = parsed.rrsets.iter().find(|r| r.name == key).unwrap_or_else(|| panic!("{key} missing"));
-            assert_eq!(&set.records, &[txt.clone()]);
+            assert_eq!(&set.records, std::slice::from_ref(txt));
             assert_eq!(parse_name(&set.name, "n").unwrap().iter().next().unwrap(), label.as_slice());
         }
         let rendered = render_zone_file(&parsed.origin, 1, &parsed.rrsets);
