@@ -312,4 +312,51 @@ mod tests {
         let content = ZoneContent::build(hosted, &canonical).unwrap();
         assert!(content.skipped.is_empty(), "{:?}", content.skipped);
     }
+
+    /// Random octets in names and strings: whatever validation accepts, it
+    /// accepts again unchanged in canonical form, and the snapshot serves.
+    #[test]
+    fn canonical_form_is_a_fixed_point_for_random_octets() {
+        use crate::model::HostedZone;
+        use crate::names::label_text;
+        use crate::rdata::quote_character_string;
+        use crate::snapshot::ZoneContent;
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(9);
+        let octets = |rng: &mut StdRng, max: usize| -> Vec<u8> {
+            let len = rng.random_range(1..=max);
+            (0..len).map(|_| rng.random::<u8>()).collect()
+        };
+        let mut sets = vec![
+            RecordSet::simple("example.com.", "SOA", 900, &["ns1 h 1 2 3 4 5"]),
+            RecordSet::simple("example.com.", "NS", 900, &["ns1"]),
+        ];
+        for i in 0..400 {
+            let owner = format!("{}.r{i}.example.com.", label_text(&octets(&mut rng, 63)));
+            let target = label_text(&octets(&mut rng, 40));
+            let string = quote_character_string(&octets(&mut rng, 255));
+            let (rtype, data) = match i % 6 {
+                0 => ("TXT", format!("{string} {}", quote_character_string(&octets(&mut rng, 20)))),
+                1 => ("CNAME", target),
+                2 => ("MX", format!("10 {target}")),
+                3 => ("NAPTR", format!("1 2 \"U\" {string} \"\" {target}")),
+                4 => ("CAA", format!("0 tbs {string}")),
+                _ => ("SVCB", format!("1 {target} no-default-alpn key{} = {string}", 7 + i)),
+            };
+            // `key7 = "..."` is two tokens: a key without a value, then junk.
+            let data = data.replace(" = ", "=");
+            let rrset = RecordSet::simple(&owner, rtype, 60, &[data.as_str()]);
+            let parsed = validate_record_set(&zone(), &rrset)
+                .unwrap_or_else(|e| panic!("{owner} {rtype} {data}: {e}"));
+            let again = validate_record_set(&zone(), &parsed.canonical).unwrap();
+            assert_eq!(again.canonical, parsed.canonical);
+            assert_eq!(again.rdatas, parsed.rdatas);
+            sets.push(parsed.canonical);
+        }
+        let hosted =
+            HostedZone { id: "Z1".into(), account_id: "A1".into(), name: "example.com.".into(), serial: 1 };
+        let content = ZoneContent::build(hosted, &sets).unwrap();
+        assert!(content.skipped.is_empty(), "{:?}", content.skipped);
+    }
 }

@@ -491,6 +491,7 @@ a_b 60 IN TXT \"semi;colon (paren)\" \\065\n\
 * IN A 192.0.2.2\n\
 sp\\032ace IN A 192.0.2.3\n\
 bin\\200byte IN TXT \"\\200\\255\"\n\
+svc IN HTTPS 1 . alpn=\"h2,h3\" no-default-alpn\n\
 $ORIGIN sub\n\
 www IN CNAME @\n";
         let parsed = parse_zone_file(text, None).unwrap();
@@ -505,6 +506,7 @@ www IN CNAME @\n";
         assert!(find("*x.example.com.", "A").is_some() && find("*.example.com.", "A").is_some());
         assert!(find("sp\\032ace.example.com.", "A").is_some());
         assert_eq!(find("bin\\200byte.example.com.", "TXT").unwrap().records, ["\"\\200\\255\""]);
+        assert_eq!(find("svc.example.com.", "HTTPS").unwrap().records, ["1 . alpn=h2,h3 no-default-alpn"]);
         assert_eq!(find("www.sub.example.com.", "CNAME").unwrap().records, ["sub.example.com."]);
         let rendered = render_zone_file(&parsed.origin, 1, &parsed.rrsets);
         let again = parse_zone_file(&rendered, None).unwrap();
