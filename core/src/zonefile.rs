@@ -259,9 +259,14 @@ pub fn parse_zone_file(text: &str, origin: Option<&Name>) -> Result<ParsedZoneFi
             break parse_type(text, "type")
                 .map_err(|e| at(t.line, format!("column {}: {}", t.column, e.message)))?;
         };
-        let data: Vec<Token> = tokens.map(|p| p.token.clone()).collect();
+        let placed: Vec<&Placed> = tokens.collect();
+        let data: Vec<Token> = placed.iter().map(|p| p.token.clone()).collect();
         let origin = current_origin.clone().unwrap_or_else(|| record_owner.clone());
-        let rdata = parse_rdata_tokens(rtype, &data, &origin, "data").map_err(|e| at(line, e.message))?;
+        let rdata = parse_rdata_tokens(rtype, &data, &origin, "data").map_err(|e| match placed.first() {
+            // The data's first token: where the record data begins.
+            Some(first) => at(first.line, format!("column {}: {}", first.column, e.message)),
+            None => at(line, e.message),
+        })?;
         if let hickory_proto::rr::RData::SOA(soa) = &rdata {
             soa_minimum = Some(soa.minimum);
         }
@@ -459,7 +464,7 @@ txt IN TXT \"hello world\"\n";
             "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\n\nbad IN A 300.1.1.1\n";
         let err = parse_zone_file(text, None).unwrap_err();
         assert_eq!(err.field, "zonefile");
-        assert!(err.message.starts_with("line 6: "), "{}", err.message);
+        assert!(err.message.starts_with("line 6: column 10: invalid A data"), "{}", err.message);
         let err =
             parse_zone_file("$ORIGIN example.com.\n$TTL 1\nok A 192.0.2.1\nx IN NOPE 1\n", None).unwrap_err();
         assert!(err.message.starts_with("line 4: column 6: "), "{}", err.message);
