@@ -546,7 +546,7 @@ async fn import_zone_file(
     let origin_name = origin.as_deref().and_then(|o| parse_name(o, "origin").ok());
     let parsed = parse_zone_file(&text, origin_name.as_ref())
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let zone_name = parsed.origin.to_ascii();
+    let zone_name = signpost_core::names::name_text(&parsed.origin);
     let account_id = store.ensure_account(account).await?;
     let zone = match store.zone_by_name(&zone_name).await? {
         Some(zone) if zone.account_id != account_id => {

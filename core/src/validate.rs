@@ -5,7 +5,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::ValidationError;
 use crate::model::RecordSet;
-use crate::names::parse_name;
+use crate::names::{name_text, parse_name};
 use crate::rdata::{parse_rdata, parse_type, rdata_text};
 
 /// Largest TTL (RFC 2181 §8).
@@ -34,11 +34,14 @@ pub struct ParsedRecordSet {
 pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecordSet, ValidationError> {
     let name = parse_name(&rrset.name, "name")?;
     if !zone.zone_of(&name) {
-        return Err(ValidationError::new("name", format!("{} is not inside the zone {}", name, zone)));
+        return Err(ValidationError::new(
+            "name",
+            format!("{} is not inside the zone {}", name_text(&name), name_text(zone)),
+        ));
     }
     let rtype = parse_type(&rrset.rtype, "type")?;
     let mut canonical = rrset.clone();
-    canonical.name = name.to_ascii();
+    canonical.name = name_text(&name);
     canonical.rtype = rtype.to_string();
 
     if let Some(id) = &rrset.set_identifier
@@ -110,7 +113,8 @@ pub fn validate_record_set(zone: &Name, rrset: &RecordSet) -> Result<ParsedRecor
             ));
         }
         let target = parse_name(&alias.name, "aliasTarget.name")?;
-        canonical.alias_target = Some(crate::model::AliasTarget { name: target.to_ascii(), ..alias.clone() });
+        canonical.alias_target =
+            Some(crate::model::AliasTarget { name: name_text(&target), ..alias.clone() });
         return Ok(ParsedRecordSet { name, rtype, ttl: 0, rdatas: Vec::new(), canonical });
     }
 
@@ -189,7 +193,7 @@ pub fn check_zone_consistency(zone: &Name, rrsets: &[RecordSet]) -> Result<(), V
             ));
         }
     }
-    let apex = zone.to_ascii();
+    let apex = name_text(zone);
     let apex_types = types_at.get(apex.as_str());
     for required in ["SOA", "NS"] {
         if !apex_types.is_some_and(|t| t.contains(required)) {
@@ -272,5 +276,87 @@ mod tests {
         cname_clash.push(RecordSet::simple("a.example.com.", "A", 60, &["192.0.2.1"]));
         assert!(check_zone_consistency(&zone(), &cname_clash).unwrap_err().message.contains("CNAME"));
         assert!(check_zone_consistency(&zone(), &base[1..]).is_err());
+    }
+
+    #[test]
+    fn the_snapshot_builds_every_set_that_validation_accepted() {
+        use crate::model::HostedZone;
+        use crate::snapshot::ZoneContent;
+        let raw = vec![
+            RecordSet::simple("example.com.", "SOA", 900, &["ns1 h 1 2 3 4 5"]),
+            RecordSet::simple("example.com.", "NS", 900, &["ns1"]),
+            RecordSet::simple("A_b.example.com", "TXT", 60, &["\"\\200\\255\\000\" caf\u{e9}"]),
+            RecordSet::simple("*x.example.com.", "A", 60, &["192.0.2.1"]),
+            RecordSet::simple("sp\\032ace.example.com.", "CNAME", 60, &["bin\\200byte"]),
+            RecordSet::simple(
+                "bin\\200byte.example.com.",
+                "HTTPS",
+                60,
+                &["1 . alpn=h2 no-default-alpn key9"],
+            ),
+            RecordSet::simple("dot\\.ted.example.com.", "MX", 60, &["10 \\065"]),
+            RecordSet::simple("n.example.com.", "NAPTR", 60, &["1 2 \"U\" \"E2U+sip\" \"\\200\" ."]),
+            RecordSet::simple("c.example.com.", "CAA", 60, &["0 issue \"\\200\""]),
+        ];
+        let canonical: Vec<RecordSet> = raw
+            .iter()
+            .map(|r| validate_record_set(&zone(), r).unwrap_or_else(|e| panic!("{e}")).canonical)
+            .collect();
+        // Validation of the canonical form is the identity.
+        for set in &canonical {
+            assert_eq!(&validate_record_set(&zone(), set).unwrap().canonical, set);
+        }
+        check_zone_consistency(&zone(), &canonical).unwrap();
+        let hosted =
+            HostedZone { id: "Z1".into(), account_id: "A1".into(), name: "example.com.".into(), serial: 1 };
+        let content = ZoneContent::build(hosted, &canonical).unwrap();
+        assert!(content.skipped.is_empty(), "{:?}", content.skipped);
+    }
+
+    /// Random octets in names and strings: whatever validation accepts, it
+    /// accepts again unchanged in canonical form, and the snapshot serves.
+    #[test]
+    fn canonical_form_is_a_fixed_point_for_random_octets() {
+        use crate::model::HostedZone;
+        use crate::names::label_text;
+        use crate::rdata::quote_character_string;
+        use crate::snapshot::ZoneContent;
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(9);
+        let octets = |rng: &mut StdRng, max: usize| -> Vec<u8> {
+            let len = rng.random_range(1..=max);
+            (0..len).map(|_| rng.random::<u8>()).collect()
+        };
+        let mut sets = vec![
+            RecordSet::simple("example.com.", "SOA", 900, &["ns1 h 1 2 3 4 5"]),
+            RecordSet::simple("example.com.", "NS", 900, &["ns1"]),
+        ];
+        for i in 0..400 {
+            let owner = format!("{}.r{i}.example.com.", label_text(&octets(&mut rng, 63)));
+            let target = label_text(&octets(&mut rng, 40));
+            let string = quote_character_string(&octets(&mut rng, 255));
+            let (rtype, data) = match i % 6 {
+                0 => ("TXT", format!("{string} {}", quote_character_string(&octets(&mut rng, 20)))),
+                1 => ("CNAME", target),
+                2 => ("MX", format!("10 {target}")),
+                3 => ("NAPTR", format!("1 2 \"U\" {string} \"\" {target}")),
+                4 => ("CAA", format!("0 tbs {string}")),
+                _ => ("SVCB", format!("1 {target} no-default-alpn key{} = {string}", 7 + i)),
+            };
+            // `key7 = "..."` is two tokens: a key without a value, then junk.
+            let data = data.replace(" = ", "=");
+            let rrset = RecordSet::simple(&owner, rtype, 60, &[data.as_str()]);
+            let parsed = validate_record_set(&zone(), &rrset)
+                .unwrap_or_else(|e| panic!("{owner} {rtype} {data}: {e}"));
+            let again = validate_record_set(&zone(), &parsed.canonical).unwrap();
+            assert_eq!(again.canonical, parsed.canonical);
+            assert_eq!(again.rdatas, parsed.rdatas);
+            sets.push(parsed.canonical);
+        }
+        let hosted =
+            HostedZone { id: "Z1".into(), account_id: "A1".into(), name: "example.com.".into(), serial: 1 };
+        let content = ZoneContent::build(hosted, &sets).unwrap();
+        assert!(content.skipped.is_empty(), "{:?}", content.skipped);
     }
 }
