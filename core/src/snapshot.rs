@@ -171,9 +171,10 @@ impl Member {
             .into_iter()
             .map(|rdata| Record::from_rdata(parsed.name.clone(), parsed.ttl, rdata))
             .collect();
+        // The target was validated by the same parser (decimal escapes, any
+        // octet), so it parses again here.
         let alias = parsed.canonical.alias_target.as_ref().and_then(|a| {
-            let mut name = Name::from_ascii(&a.name).ok()?;
-            name.set_fqdn(true);
+            let name = crate::names::parse_name(&a.name, "aliasTarget.name").ok()?;
             Some((name, a.evaluate_target_health))
         });
         Member {
