@@ -83,8 +83,10 @@ impl Rig {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
         let key = line["apiKey"].as_str().expect("an apiKey").to_string();
-        let api_args: Vec<String> =
-            ["api", "--api-addr", "127.0.0.1:0", "--api-rate-limit", "0"].iter().map(|s| s.to_string()).collect();
+        let api_args: Vec<String> = ["api", "--api-addr", "127.0.0.1:0", "--api-rate-limit", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let api_proc = Proc::spawn(&url, &api_args).expect_listening(false, true, Duration::from_secs(60));
         let api = api_proc.api.expect("api address");
         let client = common::Api { addr: api, key: key.clone() };
@@ -105,6 +107,12 @@ impl Rig {
             &json!({"changes": [{"action": "CREATE", "rrset": {"name": "big.load.test.", "type": "TXT", "ttl": 60, "records": big}}]}),
         );
         assert_eq!(r.status, 200, "{}", r.body);
+        let mid: Vec<String> = (0..5).map(|i| format!("\"{i:03}-{}\"", "y".repeat(180))).collect();
+        let r = client.post(
+            &format!("/v1/zones/{load_zone}/changes"),
+            &json!({"changes": [{"action": "CREATE", "rrset": {"name": "mid.load.test.", "type": "TXT", "ttl": 60, "records": mid}}]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
         let state_dir = temp_path("dns-state");
         std::fs::create_dir_all(&state_dir).expect("state dir");
         let mut extra: Vec<String> = vec!["--usage-flush-interval".into(), FLUSH_SECS.to_string()];
@@ -117,7 +125,9 @@ impl Rig {
         );
         let dns_addr = dns.dns.expect("dns address");
         let (first, want) = &canary_records("canary.test.", 1)[0];
-        let loaded = wait_until(Duration::from_secs(20), || answer_data(&ask(dns_addr, first, RecordType::A)) == [want.clone()]);
+        let loaded = wait_until(Duration::from_secs(20), || {
+            answer_data(&ask(dns_addr, first, RecordType::A)) == [want.clone()]
+        });
         assert!(loaded.is_some(), "the DNS server never served the canary zone:\n{}", dns.log());
         Rig {
             pg,
@@ -135,7 +145,12 @@ impl Rig {
     }
 
     fn canary(&self) -> Canary {
-        Canary::start(self.dns_addr, canary_records("canary.test.", CANARY_NAMES), CANARY_RATE, CANARY_TIMEOUT)
+        Canary::start(
+            self.dns_addr,
+            canary_records("canary.test.", CANARY_NAMES),
+            CANARY_RATE,
+            CANARY_TIMEOUT,
+        )
     }
 
     /// Starts a new `signpost dns` on the same address and state directory.
@@ -175,12 +190,28 @@ impl Rig {
         }
     }
 
+    /// Whether changes.test. holds an A record set at `name` (read through the API).
+    fn stored(&self, name: &str) -> bool {
+        let path = format!("/v1/zones/{}/rrsets?name={name}&type=A", self.changes_zone);
+        try_http(self.api, "GET", &path, &self.key, None)
+            .and_then(|(status, body)| (status == 200).then_some(body))
+            .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|json| json["items"].as_array().map(|items| !items.is_empty()))
+            .unwrap_or(false)
+    }
+
     /// UPSERTs `name` A `addr` in changes.test. (status, or None when the API
     /// did not answer).
     fn change(&self, name: &str, addr: &str) -> Option<u16> {
         let body = json!({"changes": [{"action": "UPSERT", "rrset": {"name": name, "type": "A", "ttl": 60, "records": [addr]}}]});
-        try_http(self.api, "POST", &format!("/v1/zones/{}/changes", self.changes_zone), &self.key, Some(&body.to_string()))
-            .map(|(status, _)| status)
+        try_http(
+            self.api,
+            "POST",
+            &format!("/v1/zones/{}/changes", self.changes_zone),
+            &self.key,
+            Some(&body.to_string()),
+        )
+        .map(|(status, _)| status)
     }
 
     /// After the database came back (at `up`): commits a marker change,
@@ -188,7 +219,9 @@ impl Rig {
     /// Returns the time from `up` to the first DNS answer with it.
     fn first_change_served(&self, up: Instant, marker: &str) -> Option<Duration> {
         let name = format!("{marker}.changes.test.");
-        let committed = wait_until(Duration::from_secs(30), || self.change(&name, "192.0.2.254").is_some_and(|s| s == 200));
+        let committed = wait_until(Duration::from_secs(30), || {
+            self.change(&name, "192.0.2.254").is_some_and(|s| s == 200)
+        });
         committed?;
         wait_until(Duration::from_secs(30), || serves(self.dns_addr, &name, "192.0.2.254"))?;
         Some(up.elapsed())
@@ -204,7 +237,13 @@ fn serves(server: SocketAddr, name: &str, addr: &str) -> bool {
 }
 
 /// One HTTP/1.1 request that tolerates a server that is away: (status, body).
-fn try_http(addr: SocketAddr, method: &str, path: &str, key: &str, body: Option<&str>) -> Option<(u16, String)> {
+fn try_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let body = body.unwrap_or("");
@@ -240,8 +279,14 @@ impl ChangeWriter {
                 let name = format!("w{n}.changes.test.");
                 let addr = format!("192.0.2.{}", n % 250 + 1);
                 let body = json!({"changes": [{"action": "UPSERT", "rrset": {"name": name, "type": "A", "ttl": 60, "records": [addr]}}]});
-                let status =
-                    try_http(api, "POST", &format!("/v1/zones/{zone}/changes"), &key, Some(&body.to_string())).map(|(s, _)| s);
+                let status = try_http(
+                    api,
+                    "POST",
+                    &format!("/v1/zones/{zone}/changes"),
+                    &key,
+                    Some(&body.to_string()),
+                )
+                .map(|(s, _)| s);
                 log.push((name, addr, status));
                 n += 1;
                 std::thread::sleep(Duration::from_millis(100));
@@ -312,6 +357,10 @@ fn database_outage(scenario: &str, fault: PgFault) {
     let (committed, written) = writer.finish();
     let report = canary.finish();
     let missing = unserved(rig.dns_addr, &committed);
+    // A committed change missing from DNS: lost by the database (durability)
+    // or skipped by the DNS server's feed?
+    let (in_db, not_in_db): (Vec<String>, Vec<String>) =
+        missing.iter().cloned().partition(|name| rig.stored(name));
 
     let row = Row {
         scenario: scenario.into(),
@@ -320,21 +369,24 @@ fn database_outage(scenario: &str, fault: PgFault) {
         recovery_of: "first change committed after PG restart served".into(),
         usage: None,
         notes: format!(
-            "{} s outage; {} of {written} changes committed, {} not served",
+            "{} s outage; {} of {written} changes committed; not served: {} stored, {} not in the database",
             OUTAGE.as_secs(),
             committed.len(),
-            missing.len()
+            in_db.len(),
+            not_in_db.len()
         ),
     };
     let mut promises = Promises::default();
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
     promises.check(report.errors == 0, format!("{} SERVFAIL/REFUSED during the outage", report.errors));
-    promises.check(report.lost <= loss_budget(report.sent), format!("{} of {} lost", report.lost, report.sent));
+    promises
+        .check(report.lost <= loss_budget(report.sent), format!("{} of {} lost", report.lost, report.sent));
     promises.check(
         recovery.is_some_and(|d| d < Duration::from_secs(15)),
         format!("a change after the restart was served after {recovery:?}:\n{}", rig.dns.log()),
     );
-    promises.check(missing.is_empty(), format!("committed changes never served: {missing:?}"));
+    promises.check(in_db.is_empty(), format!("committed and stored, never served by DNS: {in_db:?}"));
+    promises.check(not_in_db.is_empty(), format!("answered 200 but not in the database: {not_in_db:?}"));
     promises.finish(&row);
 }
 
@@ -390,10 +442,17 @@ fn dns_sigkill_and_restart_with_pg_up() {
     let mut promises = Promises::default();
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
     promises.check(listening, format!("the restarted server never listened:\n{}", rig.dns.log()));
-    promises.check(recovery.is_some_and(|d| d < Duration::from_secs(10)), format!("recovery took {recovery:?}"));
+    promises
+        .check(recovery.is_some_and(|d| d < Duration::from_secs(10)), format!("recovery took {recovery:?}"));
     let lost = report.answered_from_zone().saturating_sub(counted);
-    promises.check(lost <= one_interval_of_queries(), format!("{lost} usage counts lost by a kill (more than one interval)"));
-    promises.check(counted <= report.answered_from_zone(), format!("{counted} counted for {} answered", report.answered_from_zone()));
+    promises.check(
+        lost <= one_interval_of_queries(),
+        format!("{lost} usage counts lost by a kill (more than one interval)"),
+    );
+    promises.check(
+        counted <= report.answered_from_zone() + report.lost,
+        format!("{counted} counted for {} answered and {} lost", report.answered_from_zone(), report.lost),
+    );
     promises.finish(&row);
 }
 
@@ -438,7 +497,10 @@ fn dns_sigkill_and_restart_during_pg_outage() {
         recovery.is_some_and(|d| d < Duration::from_secs(5)),
         format!("no correct answer within 5 s of the restart while PG was down ({recovery:?})"),
     );
-    promises.check(change.is_some_and(|d| d < Duration::from_secs(15)), format!("change after PG returned: {change:?}"));
+    promises.check(
+        change.is_some_and(|d| d < Duration::from_secs(15)),
+        format!("change after PG returned: {change:?}"),
+    );
     let lost = report.answered_from_zone().saturating_sub(counted);
     promises.check(
         lost <= one_interval_of_queries(),
@@ -466,13 +528,20 @@ fn dns_sigterm_with_pg_up_counts_every_query() {
         recovery: exit.map(|(_, took)| took),
         recovery_of: "SIGTERM to exit".into(),
         usage: Some((answered, counted)),
-        notes: format!("exit status {:?}; queries after the exit are lost by design", exit.map(|(s, _)| s.code())),
+        notes: format!(
+            "exit status {:?}; queries after the exit are lost by design",
+            exit.map(|(s, _)| s.code())
+        ),
     };
     let mut promises = Promises::default();
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
     promises.check(exit.is_some_and(|(s, _)| s.success()), format!("exit after SIGTERM: {exit:?}"));
     promises.check(listening, "restart failed");
-    promises.check(counted == answered, format!("{counted} counted for {answered} answered"));
+    // A query in flight at the exit may be counted with its reply lost.
+    promises.check(
+        counted >= answered && counted <= answered + report.lost,
+        format!("{counted} counted for {answered} answered ({} lost)", report.lost),
+    );
     promises.finish(&row);
 }
 
@@ -511,7 +580,11 @@ fn dns_sigterm_during_pg_outage_loses_no_counts() {
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
     promises.check(exit.is_some(), "still running 30 s after SIGTERM (past Kubernetes' grace period)");
     promises.check(listening, "restart failed");
-    promises.check(counted == answered, format!("{counted} counted for {answered} answered"));
+    // A query in flight at the exit may be counted with its reply lost.
+    promises.check(
+        counted >= answered && counted <= answered + report.lost,
+        format!("{counted} counted for {answered} answered ({} lost)", report.lost),
+    );
     promises.finish(&row);
 }
 
@@ -615,11 +688,16 @@ fn tcp_slots(scenario: &str, non_reading: bool, bound: Duration) {
         recovery,
         recovery_of: "slots taken to first TCP answer from another /24".into(),
         usage: None,
-        notes: format!("--tcp-max-connections 32; {open} connections held from 4 addresses; {tcp_tries} TCP canary tries"),
+        notes: format!(
+            "--tcp-max-connections 32; {open} connections held from 4 addresses; {tcp_tries} TCP canary tries"
+        ),
     };
     let mut promises = Promises::default();
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
-    promises.check(report.lost <= loss_budget(report.sent), format!("UDP canary lost {} of {}", report.lost, report.sent));
+    promises.check(
+        report.lost <= loss_budget(report.sent),
+        format!("UDP canary lost {} of {}", report.lost, report.sent),
+    );
     promises.check(
         recovery.is_some_and(|d| d <= bound),
         format!("TCP canary not answered within {bound:?} of the slots being taken ({recovery:?})"),
@@ -643,19 +721,21 @@ fn tcp_non_reading_connections_free_their_slots() {
 #[derive(Default, Clone, Copy)]
 struct FloodTally {
     sent: u64,
+    queries: u64,
     bytes_out: u64,
     replies: u64,
     full_replies: u64,
     bytes_back: u64,
 }
 
-/// Sends `count` datagrams from `source` as fast as it can within `limit`:
-/// every third one junk, the others EDNS queries for big.load.test. TXT,
-/// counting the replies (full ones: without TC).
-fn flood(source: &str, server: SocketAddr, count: u64, limit: Duration) -> FloodTally {
+/// Sends up to `count` datagrams from `source` within `limit`, at most
+/// `rate` a second (0: as fast as it can), every third one junk when `junk`,
+/// the others EDNS queries for mid.load.test. TXT (a 950-byte answer that
+/// fits in UDP), counting the replies (full ones: data and no TC).
+fn flood(source: &str, server: SocketAddr, count: u64, rate: u64, junk: bool, limit: Duration) -> FloodTally {
     let socket = UdpSocket::bind(format!("{source}:0")).expect("flood socket");
     socket.set_nonblocking(true).expect("nonblocking");
-    let mut query = query_message("big.load.test.", RecordType::TXT, Some(edns(4096)));
+    let mut query = query_message("mid.load.test.", RecordType::TXT, Some(edns(1232)));
     let mut tally = FloodTally::default();
     let mut buf = vec![0u8; 65_535];
     let start = Instant::now();
@@ -669,11 +749,17 @@ fn flood(source: &str, server: SocketAddr, count: u64, limit: Duration) -> Flood
         }
     };
     while tally.sent < count && start.elapsed() < limit {
-        let packet = if tally.sent % 3 == 0 {
+        if rate > 0 && tally.sent as f64 > start.elapsed().as_secs_f64() * rate as f64 {
+            std::thread::sleep(Duration::from_millis(1));
+            drain(&mut tally);
+            continue;
+        }
+        let packet = if junk && tally.sent % 3 == 0 {
             let len = 1 + rand::random::<u8>() as usize % 100;
             (0..len).map(|_| rand::random::<u8>()).collect::<Vec<u8>>()
         } else {
             query.metadata.id = rand::random();
+            tally.queries += 1;
             query.to_vec().expect("encode")
         };
         if socket.send_to(&packet, server).is_ok() {
@@ -699,27 +785,40 @@ fn udp_flood_leaves_the_canary_correct() {
     let tallies: Vec<FloodTally> = std::thread::scope(|scope| {
         let handles: Vec<_> = ["127.0.3.1", "127.0.3.2", "127.0.3.3", "127.0.3.4"]
             .into_iter()
-            .map(|source| scope.spawn(move || flood(source, rig.dns_addr, 10_000, Duration::from_secs(3))))
+            .map(|source| {
+                scope.spawn(move || flood(source, rig.dns_addr, 10_000, 0, true, Duration::from_secs(3)))
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
     });
     let flood_secs = started.elapsed().as_secs_f64();
+    let ended = Instant::now();
+    let recovery = canary.wait_correct_after(ended, Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(1));
     let report = canary.finish();
     let sent: u64 = tallies.iter().map(|t| t.sent).sum();
     let replies: u64 = tallies.iter().map(|t| t.replies).sum();
     let row = Row {
-        scenario: "UDP flood (4 sources, junk + big TXT)".into(),
+        scenario: "UDP flood (4 sources, junk + TXT queries)".into(),
         canary: report.clone(),
-        recovery: None,
-        recovery_of: String::new(),
+        recovery,
+        recovery_of: "flood end to first correct answer".into(),
         usage: None,
         notes: format!("{sent} datagrams in {flood_secs:.1} s, {replies} replies to the flooders"),
     };
     let mut promises = Promises::default();
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
     promises.check(report.errors == 0, format!("{} SERVFAIL/REFUSED", report.errors));
-    promises.check(report.lost <= loss_budget(report.sent) + 2, format!("canary lost {} of {}", report.lost, report.sent));
+    // The kernel drops datagrams when the socket's queue is full, the
+    // canary's as well as the flood's: a few may be lost, not many.
+    promises.check(
+        report.lost <= report.sent / 20 + 3,
+        format!("canary lost {} of {}", report.lost, report.sent),
+    );
+    promises.check(
+        recovery.is_some_and(|d| d < Duration::from_secs(2)),
+        format!("after the flood: {recovery:?}"),
+    );
     promises.finish(&row);
 }
 
@@ -729,9 +828,10 @@ fn udp_flood_from_one_source_is_rate_limited() {
     let _serial = serial();
     let rig = Rig::start(&[]);
     let canary = rig.canary();
-    let tally = flood("127.0.4.1", rig.dns_addr, 6_000, Duration::from_secs(3));
+    // 1,000 identical queries a second for 3 s, which a server without a
+    // limit answers in full.
+    let tally = flood("127.0.4.1", rig.dns_addr, 3_000, 1_000, false, Duration::from_secs(4));
     let report = canary.finish();
-    let queries = tally.sent - tally.sent.div_ceil(3);
     let amplification = tally.bytes_back as f64 / tally.bytes_out.max(1) as f64;
     let row = Row {
         scenario: "UDP flood from one source (RRL)".into(),
@@ -740,16 +840,22 @@ fn udp_flood_from_one_source_is_rate_limited() {
         recovery_of: String::new(),
         usage: None,
         notes: format!(
-            "{queries} queries for an 8 KB TXT: {} full answers, {} replies in all, {amplification:.1}x bytes back",
-            tally.full_replies, tally.replies
+            "{} queries for a 950-byte TXT: {} full answers, {} replies in all, {amplification:.1}x bytes back",
+            tally.queries, tally.full_replies, tally.replies
         ),
     };
     let mut promises = Promises::default();
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
-    promises.check(report.lost <= loss_budget(report.sent) + 2, format!("canary lost {} of {}", report.lost, report.sent));
     promises.check(
-        tally.full_replies * 2 < queries,
-        format!("{} full answers to {queries} identical queries from one address: no rate limit", tally.full_replies),
+        report.lost <= loss_budget(report.sent) + 2,
+        format!("canary lost {} of {}", report.lost, report.sent),
+    );
+    promises.check(
+        tally.full_replies * 2 < tally.queries,
+        format!(
+            "{} full answers to {} identical queries from one address: no rate limit",
+            tally.full_replies, tally.queries
+        ),
     );
     promises.finish(&row);
 }
