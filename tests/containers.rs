@@ -107,7 +107,9 @@ impl Freezer {
         std::fs::write(self.path().join(file), value)
             .unwrap_or_else(|e| panic!("write {value} to {}: {e}", self.path().join(file).display()));
         let done = wait_until(Duration::from_secs(5), || match self {
-            Freezer::V1(p) => std::fs::read_to_string(p.join("freezer.state")).is_ok_and(|s| s.trim() == value),
+            Freezer::V1(p) => {
+                std::fs::read_to_string(p.join("freezer.state")).is_ok_and(|s| s.trim() == value)
+            }
             Freezer::V2(p) => std::fs::read_to_string(p.join("cgroup.events"))
                 .is_ok_and(|s| s.lines().any(|l| l == format!("frozen {value}"))),
         });
@@ -260,12 +262,7 @@ fn collect_output(child: &mut Child) -> mpsc::Receiver<String> {
 /// Runs `ip ARGS` (or any command) and panics with its output when it fails.
 fn sh(program: &str, args: &[&str]) {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
 /// The bridge and the two containers' network namespaces and veth pairs.
@@ -367,7 +364,8 @@ fn answer(server: &Signpost) -> Vec<String> {
 #[test]
 #[ignore = "runs inside the namespaces made by containers_fail_over_and_back"]
 fn container_world() {
-    let url = std::env::var(WORLD_ENV).expect("run through containers_fail_over_and_back, which sets the namespaces up");
+    let url = std::env::var(WORLD_ENV)
+        .expect("run through containers_fail_over_and_back, which sets the namespaces up");
     let cgroups: Vec<Freezer> =
         std::env::var(CGROUPS_ENV).expect("the cgroups").split(':').map(Freezer::parse).collect();
     let world = Instant::now();
@@ -428,7 +426,9 @@ fn container_world() {
     let settled = |check: &str, healthy: bool| {
         wait_until(Duration::from_secs(15), || {
             let status = api.get(&format!("/v1/health-checks/{check}/status")).json();
-            status["checkers"].as_array().is_some_and(|c| !c.is_empty() && c.iter().all(|c| c["healthy"] == healthy))
+            status["checkers"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c["healthy"] == healthy))
         })
     };
     assert!(settled(&check1, true).is_some(), "the checker never saw container 1 healthy:\n{}", server.log());
@@ -475,7 +475,10 @@ fn container_world() {
     for (what, took) in &figures {
         println!("CONTAINERS-ROW | {what} | {:.2} s |", took.as_secs_f64());
     }
-    println!("CONTAINERS-ROW | whole run (network, containers, serve, 4 transitions) | {:.1} s |", world.elapsed().as_secs_f64());
+    println!(
+        "CONTAINERS-ROW | whole run (network, containers, serve, 4 transitions) | {:.1} s |",
+        world.elapsed().as_secs_f64()
+    );
     // Route 53's arithmetic with interval 1 s and threshold 2: two failed
     // probes (each up to its 1 s timeout when paused) and the verdict's way
     // to DNS. Generous bounds; the figures above are the measurement.

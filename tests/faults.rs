@@ -318,6 +318,19 @@ fn unserved(server: SocketAddr, committed: &[(String, String)]) -> Vec<String> {
     missing.into_iter().map(|(n, _)| n.clone()).collect()
 }
 
+/// "1.23 s", or "never".
+fn secs(d: Option<Duration>) -> String {
+    d.map_or_else(|| "never".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+}
+
+/// How a process ended after SIGTERM.
+fn exit_text(exit: Option<(std::process::ExitStatus, Duration)>) -> String {
+    match exit {
+        Some((status, _)) => status.to_string(),
+        None => "still running after 30 s (SIGKILLed)".to_string(),
+    }
+}
+
 /// The canary's loss budget while the DNS server is never down: 1 %.
 fn loss_budget(sent: u64) -> u64 {
     sent / 100
@@ -485,9 +498,9 @@ fn dns_sigkill_and_restart_during_pg_outage() {
         recovery_of: "kill to first correct answer, PG still down".into(),
         usage: Some((report.answered_from_zone(), counted)),
         notes: format!(
-            "answers after PG returned: {:?}; change served {:?} after PG start",
-            after_pg.map(|d| format!("{:.2} s", d.as_secs_f64())),
-            change.map(|d| format!("{:.2} s", d.as_secs_f64()))
+            "first correct answer {} and a new change served {} after PG started",
+            secs(after_pg),
+            secs(change)
         ),
     };
     let mut promises = Promises::default();
@@ -571,10 +584,7 @@ fn dns_sigterm_during_pg_outage_loses_no_counts() {
         recovery: exit.map(|(_, took)| took),
         recovery_of: "SIGTERM to exit".into(),
         usage: Some((answered, counted)),
-        notes: format!(
-            "exit status {:?} (None: still running after 30 s, killed)",
-            exit.map(|(s, _)| s.code())
-        ),
+        notes: format!("exit: {}; counts read after PG returned and a new server started", exit_text(exit)),
     };
     let mut promises = Promises::default();
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
