@@ -260,11 +260,14 @@ fn try_http(
     Some((status, body))
 }
 
+/// One change the writer sent: name, address, and the API's status (None: no answer).
+type WrittenChange = (String, String, Option<u16>);
+
 /// Writes one change to changes.test. every 100 ms and remembers which
 /// were committed (200): each of those must be served afterwards.
 struct ChangeWriter {
     stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<Vec<(String, String, Option<u16>)>>>,
+    handle: Option<std::thread::JoinHandle<Vec<WrittenChange>>>,
 }
 
 impl ChangeWriter {
