@@ -344,7 +344,7 @@ fn secs(d: Option<Duration>) -> String {
 /// How a process ended after SIGTERM.
 fn exit_text(exit: Option<(std::process::ExitStatus, Duration)>) -> String {
     match exit {
-        Some((status, _)) => status.to_string(),
+        Some((status, _)) => status.code().map_or_else(|| status.to_string(), |code| format!("code {code}")),
         None => "still running after 30 s (SIGKILLed)".to_string(),
     }
 }
@@ -656,10 +656,7 @@ fn dns_sigterm_with_pg_up_counts_every_query() {
         recovery: exit.map(|(_, took)| took),
         recovery_of: "SIGTERM to exit".into(),
         usage: Some((answered, counted)),
-        notes: format!(
-            "exit status {:?}; queries after the exit are lost by design",
-            exit.map(|(s, _)| s.code())
-        ),
+        notes: format!("exit: {}; queries after the exit are lost by design", exit_text(exit)),
     };
     let mut promises = Promises::default();
     promises.check(report.wrong == 0, format!("wrong answers: {:?}", report.wrong_examples));
