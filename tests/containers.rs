@@ -377,8 +377,8 @@ fn container_world() {
     assert_eq!(http_get(C1, Duration::from_secs(2)), Some(200), "container 1 answers over the bridge");
     assert_eq!(http_get(C2, Duration::from_secs(2)), Some(200), "container 2 answers over the bridge");
 
-    let zones = temp_path("no-zones");
-    std::fs::create_dir_all(&zones).expect("an empty zones dir");
+    let zones = RemovedOnDrop(temp_path("no-zones"));
+    std::fs::create_dir_all(&zones.0).expect("an empty zones dir");
     let args: Vec<String> = [
         "serve",
         "--dns-addr",
@@ -386,7 +386,7 @@ fn container_world() {
         "--api-addr",
         "127.0.0.1:0",
         "--zones-dir",
-        &zones.display().to_string(),
+        &zones.0.display().to_string(),
         "--api-rate-limit",
         "0",
     ]
@@ -485,7 +485,15 @@ fn container_world() {
     for (what, took) in &figures {
         assert!(*took < Duration::from_secs(10), "{what} took {took:?}");
     }
-    let _ = std::fs::remove_dir_all(&zones);
+}
+
+/// A temporary directory, removed when dropped (also on a panic).
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The HTTP server of one container: 200 `ok` to every request.

@@ -233,6 +233,13 @@ impl Rig {
     }
 }
 
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.dns.kill();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
 /// Whether the server answers `name` A with exactly `addr` (one quick try).
 fn serves(server: SocketAddr, name: &str, addr: &str) -> bool {
     let bytes = query_message(name, RecordType::A, Some(edns(1232))).to_vec().expect("encode");
