@@ -75,6 +75,11 @@ impl Snapshot {
         self.routing.get(account_id).map(Arc::as_ref)
     }
 
+    /// Every account's routing data.
+    pub fn routing(&self) -> impl Iterator<Item = (&str, &Arc<AccountRouting>)> {
+        self.routing.iter().map(|(account, routing)| (account.as_str(), routing))
+    }
+
     /// The zone with this id.
     pub fn zone_by_id(&self, zone_id: &str) -> Option<&Arc<ZoneContent>> {
         self.ids.get(zone_id).and_then(|key| self.zones.get(key))

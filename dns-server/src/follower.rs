@@ -68,6 +68,7 @@ impl Follower {
                 Ok((seq, snapshot)) => {
                     tracing::info!(zones = snapshot.zone_count(), seq, "snapshot loaded");
                     self.state.replace_snapshot(snapshot);
+                    self.state.note_applied_seq(seq); // disk copy hook (persist.rs)
                     self.last_seq = seq;
                     let _ = self.store.dns_heartbeat(&self.server_id, &self.hostname, seq).await;
                     return Ok(());
@@ -215,6 +216,7 @@ impl Follower {
                 }
             }
             self.state.replace_snapshot(snapshot);
+            self.state.note_applied_seq(newest); // disk copy hook (persist.rs)
             self.last_seq = newest;
             applied = true;
             tracing::debug!(seq = newest, zones = zone_ids.len(), "changes applied");

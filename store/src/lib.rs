@@ -7,6 +7,7 @@ pub mod api;
 pub mod bootstrap;
 mod changes;
 pub mod health;
+pub mod readiness;
 pub mod routing;
 pub mod routing_api;
 mod rows;
