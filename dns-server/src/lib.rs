@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rand::RngCore;
@@ -247,7 +247,8 @@ impl DnsServer {
             tokio::spawn(persister.run(shutdown.clone()))
         });
         let (loaded, mut loaded_rx) = watch::channel(false);
-        let follower = follower::Follower::new(store.clone(), state.clone(), usage.clone(), config.server_id.clone());
+        let follower =
+            follower::Follower::new(store.clone(), state.clone(), usage.clone(), config.server_id.clone());
         let follower =
             tokio::spawn(load_and_follow(follower, state.clone(), config.database.clone(), loaded, shutdown));
         let (stop_flusher, flusher_stop) = watch::channel(false);
@@ -256,8 +257,11 @@ impl DnsServer {
         let mut database_state = config.database.clone();
         let database_down = async {
             match database_state.as_mut() {
+                // Err: the preparation is over (the database is ready).
                 Some(state) => {
-                    let _ = state.wait_for(|s| *s == DatabaseState::Unreachable).await;
+                    if state.wait_for(|s| *s == DatabaseState::Unreachable).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
                 }
                 None => std::future::pending::<()>().await,
             }
@@ -270,7 +274,17 @@ impl DnsServer {
             ),
             _ = tokio::time::sleep(STARTUP_LOAD_WAIT) => tracing::warn!("the first load is slow; it goes on in the background"),
         }
-        Ok(DnsServer { local_addr, state, stop_udp, udp_threads, tasks, follower, persister, stop_flusher, flusher })
+        Ok(DnsServer {
+            local_addr,
+            state,
+            stop_udp,
+            udp_threads,
+            tasks,
+            follower,
+            persister,
+            stop_flusher,
+            flusher,
+        })
     }
 
     /// After shutdown was signalled: stops the listeners, waits for the
@@ -310,7 +324,12 @@ impl DnsServer {
 }
 
 /// Serves the snapshot saved in `path`, if there is a usable one.
-async fn restore_disk_copy(path: PathBuf, database: String, state: &Arc<ServerState>, usage: &Arc<usage::UsageRegistry>) {
+async fn restore_disk_copy(
+    path: PathBuf,
+    database: String,
+    state: &Arc<ServerState>,
+    usage: &Arc<usage::UsageRegistry>,
+) {
     let started = std::time::Instant::now();
     let usage = usage.clone();
     let shown = path.display().to_string();

@@ -192,7 +192,8 @@ pub fn open_verified(
     if file.read_exact(&mut header).is_err() || header[..8] != magic {
         return Err(PersistError::Header { path: path.to_path_buf(), what });
     }
-    let word = |range: std::ops::Range<usize>| header[range].iter().rev().fold(0u64, |n, b| n << 8 | u64::from(*b));
+    let word =
+        |range: std::ops::Range<usize>| header[range].iter().rev().fold(0u64, |n, b| n << 8 | u64::from(*b));
     let version = word(8..12) as u32;
     if version != FORMAT_VERSION {
         return Err(PersistError::Version { path: path.to_path_buf(), found: version });
@@ -200,7 +201,7 @@ pub fn open_verified(
     let len = word(12..20);
     let expected_crc = word(20..24) as u32;
     let size = file.metadata().map_err(io_error)?.len();
-    if size != HEADER_LEN + len {
+    if HEADER_LEN.checked_add(len) != Some(size) {
         return Err(PersistError::Damaged { path: path.to_path_buf() });
     }
     let mut hasher = crc32fast::Hasher::new();
@@ -261,7 +262,8 @@ impl RoutingCopy {
             .cidr_collections
             .iter()
             .map(|(id, map)| {
-                let blocks = map.entries().iter().map(|(p, name)| (p.addr(), p.len(), name.clone())).collect();
+                let blocks =
+                    map.entries().iter().map(|(p, name)| (p.addr(), p.len(), name.clone())).collect();
                 (id.clone(), blocks)
             })
             .collect();
@@ -283,11 +285,17 @@ impl RoutingCopy {
             .map(|(id, blocks)| CidrCollectionData {
                 id,
                 // One location entry per block keeps the table's order exactly.
-                locations: blocks.into_iter().map(|(addr, len, name)| (name, vec![Prefix::new(addr, len)])).collect(),
+                locations: blocks
+                    .into_iter()
+                    .map(|(addr, len, name)| (name, vec![Prefix::new(addr, len)]))
+                    .collect(),
             })
             .collect();
-        let latency =
-            self.latency.into_iter().map(|(addr, len, region, ms)| (Prefix::new(addr, len), region, ms)).collect();
+        let latency = self
+            .latency
+            .into_iter()
+            .map(|(addr, len, region, ms)| (Prefix::new(addr, len), region, ms))
+            .collect();
         let regions = self
             .regions
             .into_iter()
@@ -418,7 +426,8 @@ impl Persister {
         let started = Instant::now();
         let written = {
             let health = health.clone();
-            tokio::task::spawn_blocking(move || write_snapshot(&path, &database, seq, &snapshot, &health)).await
+            tokio::task::spawn_blocking(move || write_snapshot(&path, &database, seq, &snapshot, &health))
+                .await
         };
         match written {
             Ok(Ok(bytes)) => {
@@ -461,7 +470,12 @@ mod tests {
 
     fn sample() -> (Snapshot, HashMap<String, bool>) {
         let rrsets = vec![
-            RecordSet::simple("example.com.", "SOA", 900, &["ns1.example.com. h.example.com. 1 7200 900 1209600 60"]),
+            RecordSet::simple(
+                "example.com.",
+                "SOA",
+                900,
+                &["ns1.example.com. h.example.com. 1 7200 900 1209600 60"],
+            ),
             RecordSet::simple("example.com.", "NS", 3600, &["ns1.example.com."]),
             RecordSet::simple("www.example.com.", "A", 60, &["192.0.2.1", "192.0.2.2"]),
             RecordSet {
@@ -476,12 +490,16 @@ mod tests {
                 ..RecordSet::simple("w.example.com.", "A", 60, &["192.0.2.4"])
             },
         ];
-        let zone = HostedZone { id: "Z1".into(), account_id: "A1".into(), name: "example.com.".into(), serial: 9 };
+        let zone =
+            HostedZone { id: "Z1".into(), account_id: "A1".into(), name: "example.com.".into(), serial: 9 };
         let registry = UsageRegistry::default();
         let mut snapshot = Snapshot::from_zones(build_zone(zone, &rrsets, &registry));
         let p = |s: &str| Prefix::parse(s, "cidr").unwrap();
         let routing = AccountRouting::build(
-            vec![CidrCollectionData { id: "C1".into(), locations: vec![("here".into(), vec![p("10.0.0.0/8"), p("2001:db8::/32")])] }],
+            vec![CidrCollectionData {
+                id: "C1".into(),
+                locations: vec![("here".into(), vec![p("10.0.0.0/8"), p("2001:db8::/32")])],
+            }],
             vec![(p("192.0.2.0/24"), "eu-west-1".into(), 12.5)],
             vec![("lab-1".into(), Coordinates { latitude: 1.5, longitude: -2.0 })],
         );
@@ -490,10 +508,8 @@ mod tests {
     }
 
     fn sorted_sets(snapshot: &Snapshot) -> Vec<String> {
-        let mut sets: Vec<String> = snapshot
-            .zones()
-            .flat_map(|z| z.record_sets().map(|r| format!("{r:?}")))
-            .collect();
+        let mut sets: Vec<String> =
+            snapshot.zones().flat_map(|z| z.record_sets().map(|r| format!("{r:?}"))).collect();
         sets.sort();
         sets
     }
@@ -543,7 +559,10 @@ mod tests {
         let mut other_version = good.clone();
         other_version[8] = 99;
         std::fs::write(&path, &other_version).unwrap();
-        assert!(matches!(read_snapshot(&path, "db1", &registry), Err(PersistError::Version { found: 99, .. })));
+        assert!(matches!(
+            read_snapshot(&path, "db1", &registry),
+            Err(PersistError::Version { found: 99, .. })
+        ));
         std::fs::write(&path, b"hello").unwrap();
         assert!(matches!(read_snapshot(&path, "db1", &registry), Err(PersistError::Header { .. })));
         std::fs::remove_dir_all(dir).unwrap();

@@ -172,7 +172,12 @@ pub struct UsageFlusher {
 impl UsageFlusher {
     /// A flusher for `registry`, identified as `server_id`. Spills go to
     /// `spill_dir` (none: counts that cannot be written at shutdown are lost).
-    pub fn new(store: Store, registry: Arc<UsageRegistry>, server_id: String, spill_dir: Option<PathBuf>) -> Self {
+    pub fn new(
+        store: Store,
+        registry: Arc<UsageRegistry>,
+        server_id: String,
+        spill_dir: Option<PathBuf>,
+    ) -> Self {
         let database = store.database_identity();
         UsageFlusher {
             store,
@@ -286,7 +291,9 @@ impl UsageFlusher {
                 match std::fs::remove_file(&source) {
                     Ok(()) => tracing::info!(file = %source.display(), "spilled usage counts written"),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => tracing::warn!(file = %source.display(), error = %e, "cannot remove a written spill"),
+                    Err(e) => {
+                        tracing::warn!(file = %source.display(), error = %e, "cannot remove a written spill")
+                    }
                 }
             }
         }
@@ -337,14 +344,22 @@ impl UsageFlusher {
     fn spill(&mut self) -> UsageOutcome {
         let queries: u64 = self.queue.iter().map(Batch::queries).sum();
         let Some(dir) = &self.spill_dir else {
-            tracing::error!(queries, "usage counts could not be written and there is no state directory: lost");
+            tracing::error!(
+                queries,
+                "usage counts could not be written and there is no state directory: lost"
+            );
             return UsageOutcome::Dropped { queries };
         };
         let path = dir.join(format!("{SPILL_PREFIX}{}.bin", self.server_id));
-        let spill = Spill { database: self.database.clone(), spilled_at: Utc::now().timestamp(), batches: self.queue.clone() };
+        let spill = Spill {
+            database: self.database.clone(),
+            spilled_at: Utc::now().timestamp(),
+            batches: self.queue.clone(),
+        };
         match persist::write_atomically(&path, SPILL_MAGIC, |out| persist::encode(out, &spill)) {
             Ok(_) => {
-                let mut sources: Vec<&PathBuf> = self.queue.iter().filter_map(|b| b.source.as_ref()).collect();
+                let mut sources: Vec<&PathBuf> =
+                    self.queue.iter().filter_map(|b| b.source.as_ref()).collect();
                 sources.dedup();
                 for source in sources.into_iter().filter(|s| **s != path) {
                     let _ = std::fs::remove_file(source);
@@ -411,7 +426,10 @@ mod tests {
         let back = read_spill(&path).unwrap().unwrap();
         assert_eq!((back.database.as_str(), back.spilled_at), ("db", 5));
         let b = &back.batches[0];
-        assert_eq!((b.server_id.as_str(), b.seq, b.month, b.queries()), ("dns-1", 7, spill.batches[0].month, 4));
+        assert_eq!(
+            (b.server_id.as_str(), b.seq, b.month, b.queries()),
+            ("dns-1", 7, spill.batches[0].month, 4)
+        );
         assert_eq!(b.deltas().len(), 2);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -29,3 +29,11 @@ impl Store {
         )
     }
 }
+
+impl Store {
+    /// Whether PostgreSQL answers a trivial query (needs no schema).
+    pub async fn ping(&self) -> crate::Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+}

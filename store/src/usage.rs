@@ -81,10 +81,11 @@ impl Store {
     /// had committed before its reply was lost would count twice.
     pub async fn prune_usage_flushes(&self, older_than: std::time::Duration) -> Result<u64> {
         let seconds = older_than.as_secs_f64();
-        let done = sqlx::query("DELETE FROM usage_flushes WHERE flushed_at < now() - make_interval(secs => $1)")
-            .bind(seconds)
-            .execute(self.pool())
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM usage_flushes WHERE flushed_at < now() - make_interval(secs => $1)")
+                .bind(seconds)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected())
     }
 
