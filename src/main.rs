@@ -203,6 +203,9 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Taken before anything starts: a SIGTERM during start-up stops the
+    // process gracefully once it is up, instead of killing it.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     // Services wait for a database that is down; one-shot commands fail fast.
     let wait = matches!(
         cli.command,
@@ -283,7 +286,7 @@ async fn run(cli: Cli) -> Result<()> {
                 readiness: Some(dns_readiness(dns_server.state.clone())),
             };
             let api = start_api(&store, api_addr, &api, setup, registry, shutdown).await?;
-            wait_for_signal().await;
+            wait_for_signal(&mut term).await;
             let _ = stop.send(true);
             let dns_result = dns_server.join().await;
             if let Ok(Some(checker)) = checker.await {
@@ -301,7 +304,7 @@ async fn run(cli: Cli) -> Result<()> {
                 ..CheckerConfig::new(&args.region, policy)
             };
             let checker = tokio::spawn(checker_when_ready(store.clone(), config, database, shutdown));
-            wait_for_signal().await;
+            wait_for_signal(&mut term).await;
             let _ = stop.send(true);
             if let Ok(Some(checker)) = checker.await {
                 checker.join().await;
@@ -312,7 +315,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (stop, shutdown) = watch::channel(false);
             let geo = load_geo(dns.geoip_db.as_deref())?;
             let dns_server = start_dns(&store, &dns, geo, None, &state_dir, &database, shutdown).await?;
-            wait_for_signal().await;
+            wait_for_signal(&mut term).await;
             let _ = stop.send(true);
             Ok(dns_server.join().await?)
         }
@@ -326,7 +329,7 @@ async fn run(cli: Cli) -> Result<()> {
                 readiness: None,
             };
             let api = start_api(&store, api_addr, &api, setup, prometheus::Registry::new(), shutdown).await?;
-            wait_for_signal().await;
+            wait_for_signal(&mut term).await;
             let _ = stop.send(true);
             let _ = api.await;
             Ok(())
@@ -368,9 +371,10 @@ async fn open_store(configured: Option<&str>, state_dir: &Path, wait: bool) -> R
     }
 }
 
-/// How long the background preparation waits for a first answer before it
-/// reports the database unreachable (the DNS server then serves its disk copy).
-const CONNECT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the background preparation waits for an answer before it
+/// reports the database unreachable (the DNS server then serves its disk
+/// copy); the attempt itself goes on.
+const CONNECT_CHECK: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// For services: finds the database without waiting for it and returns a
 /// lazy store at once; a background task connects, applies migrations and
@@ -405,8 +409,19 @@ async fn open_store_in_background(
         let mut ensured = configured.is_none();
         let mut delay = std::time::Duration::from_millis(250);
         loop {
-            match tokio::time::timeout(CONNECT_CHECK, Store::connect(&url)).await {
-                Ok(Ok(probe)) => {
+            let connect = Store::connect(&url);
+            tokio::pin!(connect);
+            let connected = tokio::select! {
+                connected = &mut connect => connected,
+                _ = tokio::time::sleep(CONNECT_CHECK) => {
+                    // Slow or down: say so (DNS serves its disk copy), keep trying.
+                    tracing::warn!("PostgreSQL does not answer yet");
+                    state.send_replace(DatabaseState::Unreachable);
+                    connect.await
+                }
+            };
+            match connected {
+                Ok(probe) => {
                     probe.pool().close().await;
                     let prepared = async {
                         store.migrate().await?;
@@ -424,20 +439,16 @@ async fn open_store_in_background(
                         Err(e) => tracing::error!(error = format!("{e:#}"), "preparing the database failed"),
                     }
                 }
-                Ok(Err(e)) if !e.is_unavailable() && !ensured => {
+                Err(e) if !e.is_unavailable() && !ensured => {
                     ensured = true;
                     let _ = locate_database(Some(&url), &state_dir, "signpost").await;
                     continue;
                 }
-                Ok(Err(e)) if !e.is_unavailable() => {
+                Err(e) if !e.is_unavailable() => {
                     tracing::error!(error = %e, "connecting to PostgreSQL failed")
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?delay, "PostgreSQL unreachable; waiting for it");
-                    state.send_replace(DatabaseState::Unreachable);
-                }
-                Err(_) => {
-                    tracing::warn!(retry_in = ?delay, "PostgreSQL does not answer; waiting for it");
                     state.send_replace(DatabaseState::Unreachable);
                 }
             }
@@ -612,15 +623,17 @@ async fn start_api(
     Ok(serve)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+async fn wait_for_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
     tracing::info!("shutting down");
 }

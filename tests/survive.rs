@@ -62,6 +62,12 @@ fn served(server: SocketAddr, name: &str, addr: &str, limit: Duration) -> bool {
     wait_until(limit, || a_of(server, name) == vec![addr.to_string()]).is_some()
 }
 
+/// SIGTERM, and a clean exit (the log shown when not).
+fn stop(server: Signpost) {
+    let (status, log) = server.terminate_with_log();
+    assert!(status.success(), "{status:?}\n{log}");
+}
+
 fn spills(state_dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(state_dir.join("dns"))
         .map(|entries| {
@@ -88,7 +94,7 @@ async fn started_while_the_database_is_down_it_answers_from_its_disk_copy_and_ca
     assert_eq!(a_of(first.dns, "www.disk.test."), vec!["192.0.2.10"], "{}", first.log());
     add_a(&store, &zone, "late.disk.test.", "192.0.2.11").await;
     assert!(served(first.dns, "late.disk.test.", "192.0.2.11", Duration::from_secs(10)), "{}", first.log());
-    assert!(first.terminate().success());
+    stop(first);
     assert!(state_dir.join("dns/snapshot.bin").is_file());
 
     // Without it: the copy is served at once; a change made meanwhile is not there yet.
@@ -126,7 +132,7 @@ async fn started_while_the_database_is_down_it_answers_from_its_disk_copy_and_ca
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(reported.iter().any(|seq| *seq >= latest), "heartbeats {reported:?}, latest change {latest}");
-    assert!(second.terminate().success());
+    stop(second);
     let _ = std::fs::remove_dir_all(&state_dir);
 }
 
@@ -163,7 +169,7 @@ async fn without_a_usable_disk_copy_it_answers_servfail_until_the_database_retur
     let foreign_dir = temp_path("foreign");
     let writer = dns_server(&other_db.url, &foreign_dir, &[]);
     assert_eq!(a_of(writer.dns, "www.other.test."), vec!["192.0.2.30"]);
-    assert!(writer.terminate().success());
+    stop(writer);
     let foreign = dns_server(&url, &foreign_dir, &[]);
     assert_eq!(rcode_name(&ask(foreign.dns, "www.other.test.", RecordType::A)), "SERVFAIL");
     assert!(foreign.log().contains("written for database"), "{}", foreign.log());
@@ -218,9 +224,10 @@ async fn usage_counted_across_an_outage_and_a_sigterm_in_it_is_exact() {
     std::thread::sleep(Duration::from_millis(1200)); // a failed flush or two
     expected += answered(first.dns, "www.count.test.", 25);
     let stopping = Instant::now();
-    let status = first.terminate();
+    let (status, log) = first.terminate_with_log();
     eprintln!("stopped {:?} after SIGTERM during the outage", stopping.elapsed());
-    assert!(status.success(), "counts spilled, none dropped: {status:?}");
+    assert!(status.success(), "counts spilled, none dropped: {status:?}\n{log}");
+    assert!(log.contains("usage counts spilled to disk"), "{log}");
     let spilled = spills(&state_dir);
     assert_eq!(spilled.len(), 1, "one spill file in {}", state_dir.display());
     let spill_copy = std::fs::read(&spilled[0]).unwrap();
@@ -237,7 +244,7 @@ async fn usage_counted_across_an_outage_and_a_sigterm_in_it_is_exact() {
         second.log()
     );
     assert!(wait_until(Duration::from_secs(5), || spills(&state_dir).is_empty()).is_some());
-    assert!(second.terminate().success());
+    stop(second);
     assert_eq!(standard_usage(&api, &zone), expected);
 
     // Replaying the same spill again counts nothing twice (its flush keys are known).
@@ -248,7 +255,7 @@ async fn usage_counted_across_an_outage_and_a_sigterm_in_it_is_exact() {
         "{}",
         third.log()
     );
-    assert!(third.terminate().success());
+    stop(third);
     assert_eq!(standard_usage(&api, &zone), expected);
     let _ = std::fs::remove_dir_all(&state_dir);
 }
@@ -307,6 +314,6 @@ async fn healthz_answers_while_the_database_is_cut_and_readyz_says_why() {
 
     proxy.up();
     assert!(wait_until(Duration::from_secs(15), || get(&server, "/readyz").status == 200).is_some());
-    assert!(server.terminate().success());
+    stop(server);
     let _ = std::fs::remove_dir_all(&state_dir);
 }
