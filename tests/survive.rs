@@ -317,3 +317,21 @@ async fn healthz_answers_while_the_database_is_cut_and_readyz_says_why() {
     stop(server);
     let _ = std::fs::remove_dir_all(&state_dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counts_that_can_be_neither_written_nor_spilled_make_the_exit_non_zero() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let (mut proxy, url) = proxy_for(&db);
+    zone_with(&store, "lost.test.", &[("www", "192.0.2.50")]).await;
+    // A state directory that cannot be one (a plain file): nowhere to spill.
+    let not_a_dir = temp_path("not-a-dir");
+    std::fs::write(&not_a_dir, b"a file").unwrap();
+    let server = dns_server(&url, &not_a_dir, &["--usage-flush-interval", "60"]);
+    proxy.down();
+    assert_eq!(answered(server.dns, "www.lost.test.", 5), 5);
+    let (status, log) = server.terminate_with_log();
+    assert!(!status.success(), "dropped counts must fail the exit\n{log}");
+    assert!(log.contains("could not be written nor spilled"), "{log}");
+    let _ = std::fs::remove_file(&not_a_dir);
+}

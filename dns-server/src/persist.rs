@@ -244,12 +244,15 @@ struct SnapshotMeta {
     routing: Vec<RoutingCopy>,
 }
 
+/// A CIDR block with its value: (network address, prefix length, value).
+type Block<T> = (IpAddr, u8, T);
+
 /// One account's routing data in source form (what `AccountRouting::build` takes).
 #[derive(Serialize, Deserialize)]
 struct RoutingCopy {
     account_id: String,
     /// Collection id → (block address, length, location name), in table order.
-    collections: Vec<(String, Vec<(IpAddr, u8, String)>)>,
+    collections: Vec<(String, Vec<Block<String>>)>,
     /// (block address, length, region, milliseconds).
     latency: Vec<(IpAddr, u8, String, f32)>,
     /// (region code, latitude, longitude).

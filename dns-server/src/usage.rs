@@ -409,6 +409,34 @@ mod tests {
         assert_eq!(next_month_start(t("2026-12-01T00:00:00Z")), t("2027-01-01T00:00:00Z"));
     }
 
+    #[tokio::test]
+    async fn counts_go_to_the_month_of_their_interval_and_tried_batches_never_change() {
+        let store = Store::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let registry = Arc::new(UsageRegistry::default());
+        let mut flusher = UsageFlusher::new(store, registry.clone(), "dns-t".into(), None);
+        let cell = registry.cell("Z1");
+        // Counted in the last interval of November, taken in December.
+        flusher.interval_started = DateTime::parse_from_rfc3339("2026-11-30T23:59:59Z").unwrap().to_utc();
+        cell.count(UsageCategory::Standard);
+        flusher.take();
+        assert_eq!(flusher.queue[0].month, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
+        // A tried batch keeps its content; new counts open a new batch, then merge into it.
+        flusher.queue[0].attempted = true;
+        cell.count(UsageCategory::Standard);
+        flusher.take();
+        cell.count(UsageCategory::Latency);
+        flusher.take();
+        assert_eq!(flusher.queue.len(), 2);
+        assert_eq!((flusher.queue[0].seq, flusher.queue[0].queries()), (1, 1));
+        assert_eq!(
+            (flusher.queue[1].seq, flusher.queue[1].counts.clone()),
+            (2, vec![("Z1".into(), [1, 1, 0, 0, 0])])
+        );
+        assert_eq!(flusher.queue[1].month, month_of(Utc::now().date_naive()));
+        // Nowhere to spill: the counts are reported lost.
+        assert_eq!(flusher.spill(), UsageOutcome::Dropped { queries: 3 });
+    }
+
     #[test]
     fn a_spill_reads_back_with_its_keys() {
         let dir = std::env::temp_dir().join(format!("signpost-spill-{:016x}", rand::random::<u64>()));
