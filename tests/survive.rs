@@ -335,3 +335,45 @@ async fn counts_that_can_be_neither_written_nor_spilled_make_the_exit_non_zero()
     assert!(log.contains("could not be written nor spilled"), "{log}");
     let _ = std::fs::remove_file(&not_a_dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_during_an_outage_loses_no_count_already_spooled() {
+    let db = TestDb::new().await;
+    let (mut proxy, url) = proxy_for(&db);
+    let key = account_key(&db, "crash");
+    let api_server = Signpost::api_only(&db, &["--api-rate-limit", "0"]);
+    let api = Api { addr: api_server.api_addr(), key };
+    let zone = api.zone("crash.test.");
+    add_a(&db.store().await, &zone, "www.crash.test.", "192.0.2.60").await;
+    let state_dir = temp_path("crash");
+    let flush = ["--usage-flush-interval", "0.5"];
+
+    let first = dns_server(&url, &state_dir, &flush);
+    let before = answered(first.dns, "www.crash.test.", 20);
+    assert!(wait_until(Duration::from_secs(10), || standard_usage(&api, &zone) == before).is_some());
+    proxy.down();
+    let during = answered(first.dns, "www.crash.test.", 30);
+    // After a failed flush the queue is on disk; wait until it holds all of them.
+    let spooled = wait_until(Duration::from_secs(20), || {
+        first.log().lines().any(|l| {
+            l.contains("spooled to disk") && l.split_whitespace().any(|w| w == format!("queries={during}"))
+        })
+    });
+    assert!(spooled.is_some(), "{}", first.log());
+    drop(first); // SIGKILL
+    assert_eq!(spills(&state_dir).len(), 1);
+
+    proxy.up();
+    let second = dns_server(&url, &state_dir, &flush);
+    let total = before + during;
+    assert!(
+        wait_until(Duration::from_secs(15), || standard_usage(&api, &zone) == total).is_some(),
+        "usage {} != {total}\n{}",
+        standard_usage(&api, &zone),
+        second.log()
+    );
+    assert!(wait_until(Duration::from_secs(5), || spills(&state_dir).is_empty()).is_some());
+    stop(second);
+    assert_eq!(standard_usage(&api, &zone), total);
+    let _ = std::fs::remove_dir_all(&state_dir);
+}

@@ -4,10 +4,12 @@
 //! in one idempotent transaction per batch (server id + seq).
 //!
 //! A batch that cannot be written stays queued in memory and is retried
-//! with the same key; counts taken meanwhile go into a new batch. At
-//! shutdown the flusher tries for at most `FINAL_FLUSH_BUDGET`, then spills
-//! what is left, keys included, to `<state-dir>/dns/usage-spill-<server>.bin`;
-//! the next start writes the spill (a batch that had in fact committed is
+//! with the same key; counts taken meanwhile go into a new batch. After
+//! every failed flush the queue, keys included, is also spooled to
+//! `<state-dir>/dns/usage-spill-<server>.bin` (a crash in an outage loses at
+//! most one interval); at shutdown the flusher tries for at most
+//! `FINAL_FLUSH_BUDGET`, then spills what is left there. The next start
+//! writes every spill of its database (a batch that had in fact committed is
 //! recognised by its key and counts once) and removes it.
 
 use std::collections::HashMap;
@@ -167,6 +169,8 @@ pub struct UsageFlusher {
     /// Which database the counts belong to.
     database: String,
     last_prune: Option<Instant>,
+    /// This server's spill file, while it holds counts not yet written.
+    spooled: Option<PathBuf>,
 }
 
 impl UsageFlusher {
@@ -190,6 +194,7 @@ impl UsageFlusher {
             spill_dir,
             database,
             last_prune: None,
+            spooled: None,
         }
     }
 
@@ -206,9 +211,13 @@ impl UsageFlusher {
                 _ = stop.wait_for(|stop| *stop) => break,
             }
             match self.flush().await {
-                Ok(()) => self.prune_now_and_then().await,
+                Ok(()) => {
+                    self.remove_spool();
+                    self.prune_now_and_then().await;
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, queued = self.queue.len(), "usage flush failed; counts kept, will retry")
+                    tracing::warn!(error = %e, queued = self.queue.len(), "usage flush failed; counts kept, will retry");
+                    self.spool();
                 }
             }
         }
@@ -227,6 +236,7 @@ impl UsageFlusher {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         if self.queue.is_empty() {
+            self.remove_spool();
             return UsageOutcome::Written;
         }
         self.spill()
@@ -343,34 +353,67 @@ impl UsageFlusher {
     /// it had replayed (their batches are in the new one).
     fn spill(&mut self) -> UsageOutcome {
         let queries: u64 = self.queue.iter().map(Batch::queries).sum();
-        let Some(dir) = &self.spill_dir else {
-            tracing::error!(
-                queries,
-                "usage counts could not be written and there is no state directory: lost"
-            );
-            return UsageOutcome::Dropped { queries };
-        };
+        match self.write_spill() {
+            Ok(Some(path)) => {
+                tracing::warn!(file = %path.display(), queries, batches = self.queue.len(), "database unreachable: usage counts spilled to disk; the next start writes them");
+                UsageOutcome::Spilled { path, queries }
+            }
+            Ok(None) => {
+                tracing::error!(
+                    queries,
+                    "usage counts could not be written nor spilled (no state directory): lost"
+                );
+                UsageOutcome::Dropped { queries }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, queries, "usage counts could not be written nor spilled: lost");
+                UsageOutcome::Dropped { queries }
+            }
+        }
+    }
+
+    /// Writes the whole queue to this server's spill file (None: no state
+    /// directory) and removes the spills it had replayed, whose batches it
+    /// now holds.
+    fn write_spill(&mut self) -> Result<Option<PathBuf>, persist::PersistError> {
+        let Some(dir) = &self.spill_dir else { return Ok(None) };
         let path = dir.join(format!("{SPILL_PREFIX}{}.bin", self.server_id));
         let spill = Spill {
             database: self.database.clone(),
             spilled_at: Utc::now().timestamp(),
             batches: self.queue.clone(),
         };
-        match persist::write_atomically(&path, SPILL_MAGIC, |out| persist::encode(out, &spill)) {
-            Ok(_) => {
-                let mut sources: Vec<&PathBuf> =
-                    self.queue.iter().filter_map(|b| b.source.as_ref()).collect();
-                sources.dedup();
-                for source in sources.into_iter().filter(|s| **s != path) {
-                    let _ = std::fs::remove_file(source);
-                }
-                tracing::warn!(file = %path.display(), queries, batches = self.queue.len(), "database unreachable: usage counts spilled to disk; the next start writes them");
-                UsageOutcome::Spilled { path, queries }
+        persist::write_atomically(&path, SPILL_MAGIC, |out| persist::encode(out, &spill))?;
+        let mut sources: Vec<&PathBuf> = self.queue.iter().filter_map(|b| b.source.as_ref()).collect();
+        sources.dedup();
+        for source in sources.into_iter().filter(|s| **s != path) {
+            let _ = std::fs::remove_file(source);
+        }
+        self.spooled = Some(path.clone());
+        Ok(Some(path))
+    }
+
+    /// After a failed flush: keeps the queue on disk too, so that a crash
+    /// during the outage loses at most the counts of the last interval.
+    fn spool(&mut self) {
+        let queries: u64 = self.queue.iter().map(Batch::queries).sum();
+        match self.write_spill() {
+            Ok(Some(path)) => {
+                tracing::info!(file = %path.display(), queries, "usage counts spooled to disk until the database returns")
             }
-            Err(e) => {
-                tracing::error!(error = %e, queries, "usage counts could not be written nor spilled: lost");
-                UsageOutcome::Dropped { queries }
-            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "spooling usage counts to disk failed"),
+        }
+    }
+
+    /// Once the queue is written: the spool is not needed any more.
+    fn remove_spool(&mut self) {
+        if self.queue.is_empty()
+            && let Some(path) = self.spooled.take()
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove the usage spool");
         }
     }
 
