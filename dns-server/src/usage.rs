@@ -66,12 +66,20 @@ impl UsageRegistry {
     }
 }
 
-/// Test-only fault injection: `SIGNPOST_FAULT_USAGE_FLUSH_AFTER_COMMIT=N`
+/// Test-only fault injection (cargo feature `fault-injection`, which the
+/// root package's tests turn on): `SIGNPOST_FAULT_USAGE_FLUSH_AFTER_COMMIT=N`
 /// makes the first N flushes fail after their transaction committed, as a
 /// lost reply from the database would. The flush is then retried with the
 /// same sequence number and must count once.
+#[cfg(feature = "fault-injection")]
 fn injected_failures() -> u32 {
     std::env::var("SIGNPOST_FAULT_USAGE_FLUSH_AFTER_COMMIT").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Without the feature nothing is injected and the variable is not read.
+#[cfg(not(feature = "fault-injection"))]
+fn injected_failures() -> u32 {
+    0
 }
 
 /// One batch of counts: its key, month and counts per zone.
