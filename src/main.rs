@@ -206,21 +206,20 @@ async fn run(cli: Cli) -> Result<()> {
     // Taken before anything starts: a SIGTERM during start-up stops the
     // process gracefully once it is up, instead of killing it.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    // Services wait for a database that is down; one-shot commands fail fast.
-    let wait = matches!(
+    let service = matches!(
         cli.command,
         Command::Serve { .. } | Command::Dns { .. } | Command::Api { .. } | Command::Checker { .. }
     );
     // Services bind first and connect, migrate (and, for `serve`, load the
     // example zones) in the background: DNS answers from its disk copy
-    // while PostgreSQL is down. One-shot commands wait or fail.
+    // while PostgreSQL is down. One-shot commands fail fast.
     let examples = match &cli.command {
         Command::Serve { zones_dir, zones, .. } => {
             Some((zones_dir.clone(), ZoneDefaults { nameservers: zones.nameservers.clone() }))
         }
         _ => None,
     };
-    let (store, database) = if wait {
+    let (store, database) = if service {
         open_store_in_background(cli.database_url.as_deref(), &cli.state_dir, examples).await?
     } else {
         (
