@@ -13,6 +13,7 @@ use signpost_core::zonefile::{parse_zone_file, render_zone_file};
 use signpost_health::CheckerConfig;
 use signpost_store::bootstrap::{DatabaseOrigin, locate_database};
 use signpost_store::health::TargetPolicy;
+use signpost_store::readiness::DatabaseState;
 use signpost_store::{Store, ZoneDefaults};
 use tokio::sync::watch;
 
@@ -276,12 +277,31 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    // Services wait for a database that is down; one-shot commands fail fast.
-    let wait = matches!(
+    // Taken before anything starts: a SIGTERM during start-up stops the
+    // process gracefully once it is up, instead of killing it.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let service = matches!(
         cli.command,
         Command::Serve { .. } | Command::Dns { .. } | Command::Api { .. } | Command::Checker { .. }
     );
-    let store = open_store(cli.database_url.as_deref(), &cli.state_dir, wait).await?;
+    // Services bind first and connect, migrate (and, for `serve`, load the
+    // example zones) in the background: DNS answers from its disk copy
+    // while PostgreSQL is down. One-shot commands fail fast.
+    let examples = match &cli.command {
+        Command::Serve { zones_dir, zones, .. } => {
+            Some((zones_dir.clone(), ZoneDefaults { nameservers: zones.nameservers.clone() }))
+        }
+        _ => None,
+    };
+    let (store, database) = if service {
+        open_store_in_background(cli.database_url.as_deref(), &cli.state_dir, examples).await?
+    } else {
+        (
+            open_store(cli.database_url.as_deref(), &cli.state_dir, false).await?,
+            watch::channel(DatabaseState::Ready).1,
+        )
+    };
+    let state_dir = cli.state_dir.clone();
     match cli.command {
         Command::Migrate => {
             println!("migrations applied");
@@ -308,25 +328,45 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", render_zone_file(&origin, serial, &rrsets));
             Ok(())
         }
-        Command::Serve { dns, api_addr, api, zones_dir, zones } => {
+        Command::Serve { dns, api_addr, api, zones_dir: _, zones } => {
             let defaults = ZoneDefaults { nameservers: zones.nameservers };
-            load_example_zones(&store, &zones_dir, &defaults).await?;
             let (stop, shutdown) = watch::channel(false);
             let registry = prometheus::Registry::new();
             let geo = load_geo(dns.geoip_db.as_deref())?;
-            let dns_server =
-                start_dns(&store, &dns, geo.clone(), Some(registry.clone()), shutdown.clone()).await?;
+            let dns_server = start_dns(
+                &store,
+                &dns,
+                geo.clone(),
+                Some(registry.clone()),
+                &state_dir,
+                &database,
+                shutdown.clone(),
+            )
+            .await?;
             let checker_config = CheckerConfig::new("local", TargetPolicy::ALLOW_PRIVATE);
-            let checker = start_checker(&store, checker_config, shutdown.clone()).await?;
+            let checker = tokio::spawn(checker_when_ready(
+                store.clone(),
+                checker_config,
+                database.clone(),
+                shutdown.clone(),
+            ));
             // `serve` is for local use: private health-check targets are allowed.
-            let setup = ApiSetup { zone_defaults: defaults, target_policy: TargetPolicy::ALLOW_PRIVATE, geo };
+            let setup = ApiSetup {
+                zone_defaults: defaults,
+                target_policy: TargetPolicy::ALLOW_PRIVATE,
+                geo,
+                database,
+                readiness: Some(dns_readiness(dns_server.state.clone())),
+            };
             let api = start_api(&store, api_addr, &api, setup, registry, shutdown).await?;
-            wait_for_signal().await;
+            wait_for_signal(&mut term).await;
             let _ = stop.send(true);
-            dns_server.join().await;
-            checker.join().await;
+            let dns_result = dns_server.join().await;
+            if let Ok(Some(checker)) = checker.await {
+                checker.join().await;
+            }
             let _ = api.await;
-            Ok(())
+            Ok(dns_result?)
         }
         Command::Checker { checker: args } => {
             let (stop, shutdown) = watch::channel(false);
@@ -336,20 +376,21 @@ async fn run(cli: Cli) -> Result<()> {
                 source_addr: args.source_addr,
                 ..CheckerConfig::new(&args.region, policy)
             };
-            let checker = start_checker(&store, config, shutdown).await?;
-            wait_for_signal().await;
+            let checker = tokio::spawn(checker_when_ready(store.clone(), config, database, shutdown));
+            wait_for_signal(&mut term).await;
             let _ = stop.send(true);
-            checker.join().await;
+            if let Ok(Some(checker)) = checker.await {
+                checker.join().await;
+            }
             Ok(())
         }
         Command::Dns { dns } => {
             let (stop, shutdown) = watch::channel(false);
-            let dns_server =
-                start_dns(&store, &dns, load_geo(dns.geoip_db.as_deref())?, None, shutdown).await?;
-            wait_for_signal().await;
+            let geo = load_geo(dns.geoip_db.as_deref())?;
+            let dns_server = start_dns(&store, &dns, geo, None, &state_dir, &database, shutdown).await?;
+            wait_for_signal(&mut term).await;
             let _ = stop.send(true);
-            dns_server.join().await;
-            Ok(())
+            Ok(dns_server.join().await?)
         }
         Command::Api { api_addr, api, allow_private_targets, geoip_db, zones } => {
             let (stop, shutdown) = watch::channel(false);
@@ -357,9 +398,11 @@ async fn run(cli: Cli) -> Result<()> {
                 zone_defaults: ZoneDefaults { nameservers: zones.nameservers },
                 target_policy: TargetPolicy { allow_private: allow_private_targets },
                 geo: load_geo(geoip_db.as_deref())?,
+                database,
+                readiness: None,
             };
             let api = start_api(&store, api_addr, &api, setup, prometheus::Registry::new(), shutdown).await?;
-            wait_for_signal().await;
+            wait_for_signal(&mut term).await;
             let _ = stop.send(true);
             let _ = api.await;
             Ok(())
@@ -367,7 +410,6 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Finds the database, connects, and applies pending migrations.
 /// Finds the database, connects, and applies pending migrations. With
 /// `wait`, an unreachable database is retried (services started before
 /// their database come up by themselves); otherwise it is an error.
@@ -402,6 +444,127 @@ async fn open_store(configured: Option<&str>, state_dir: &Path, wait: bool) -> R
     }
 }
 
+/// How long the background preparation waits for an answer before it
+/// reports the database unreachable (the DNS server then serves its disk
+/// copy); the attempt itself goes on.
+const CONNECT_CHECK: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// For services: finds the database without waiting for it and returns a
+/// lazy store at once; a background task connects, applies migrations and
+/// (for `serve`) loads the example zones, retrying until it works, and
+/// reports its progress in the returned state.
+async fn open_store_in_background(
+    configured: Option<&str>,
+    state_dir: &Path,
+    examples: Option<(PathBuf, ZoneDefaults)>,
+) -> Result<(Store, watch::Receiver<DatabaseState>)> {
+    let configured = configured.map(str::trim).filter(|url| !url.is_empty()).map(str::to_owned);
+    let url = match &configured {
+        // Checked (and created if missing) in the background.
+        Some(url) => url.clone(),
+        None => {
+            let located = locate_database(None, state_dir, "signpost").await?;
+            if let DatabaseOrigin::PrivateCluster { data_dir } = &located.origin {
+                tracing::info!(data_dir = %data_dir.display(), "using a private PostgreSQL cluster");
+            } else {
+                tracing::info!("using the local PostgreSQL server");
+            }
+            located.url
+        }
+    };
+    let store = Store::connect_lazy(&url).context("the database URL")?;
+    let (state, receiver) = watch::channel(DatabaseState::Connecting);
+    let state_dir = state_dir.to_path_buf();
+    let background = store.clone();
+    tokio::spawn(async move {
+        let store = background;
+        // A configured database that is missing is created once it answers.
+        let mut ensured = configured.is_none();
+        let mut delay = std::time::Duration::from_millis(250);
+        loop {
+            let connect = Store::connect(&url);
+            tokio::pin!(connect);
+            let connected = tokio::select! {
+                connected = &mut connect => connected,
+                _ = tokio::time::sleep(CONNECT_CHECK) => {
+                    // Slow or down: say so (DNS serves its disk copy), keep trying.
+                    tracing::warn!("PostgreSQL does not answer yet");
+                    state.send_replace(DatabaseState::Unreachable);
+                    connect.await
+                }
+            };
+            match connected {
+                Ok(probe) => {
+                    probe.pool().close().await;
+                    let prepared = async {
+                        store.migrate().await?;
+                        if let Some((dir, defaults)) = &examples {
+                            load_example_zones(&store, dir, defaults).await?;
+                        }
+                        Ok::<_, anyhow::Error>(())
+                    };
+                    match prepared.await {
+                        Ok(()) => {
+                            tracing::info!("database reachable and migrated");
+                            state.send_replace(DatabaseState::Ready);
+                            return;
+                        }
+                        Err(e) => tracing::error!(error = format!("{e:#}"), "preparing the database failed"),
+                    }
+                }
+                Err(e) if !e.is_unavailable() && !ensured => {
+                    ensured = true;
+                    let _ = locate_database(Some(&url), &state_dir, "signpost").await;
+                    continue;
+                }
+                Err(e) if !e.is_unavailable() => {
+                    tracing::error!(error = %e, "connecting to PostgreSQL failed")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "PostgreSQL unreachable; waiting for it");
+                    state.send_replace(DatabaseState::Unreachable);
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        }
+    });
+    Ok((store, receiver))
+}
+
+/// Starts a health checker once the database is migrated (None: stopped before).
+async fn checker_when_ready(
+    store: Store,
+    config: CheckerConfig,
+    mut database: watch::Receiver<DatabaseState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<signpost_health::Checker> {
+    tokio::select! {
+        _ = database.wait_for(|s| *s == DatabaseState::Ready) => {}
+        _ = shutdown.wait_for(|stop| *stop) => return None,
+    }
+    match start_checker(&store, config, shutdown).await {
+        Ok(checker) => Some(checker),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "the health checker did not start");
+            None
+        }
+    }
+}
+
+/// `/readyz`'s DNS part in `serve`: a snapshot, loaded from the database.
+fn dns_readiness(state: Arc<signpost_dns::ServerState>) -> signpost_api::ReadinessCheck {
+    Arc::new(move || {
+        if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
+            Err("the DNS server has no snapshot yet (it answers SERVFAIL)".to_string())
+        } else if !state.is_following() {
+            Err("the DNS server answers from its disk copy and is not following the database yet".to_string())
+        } else {
+            Ok(())
+        }
+    })
+}
+
 /// Reads a MaxMind database file, if one is given.
 fn load_geo(path: Option<&Path>) -> Result<Option<Arc<dyn GeoLocator>>> {
     let Some(path) = path else { return Ok(None) };
@@ -416,6 +579,8 @@ async fn start_dns(
     args: &DnsArgs,
     geo: Option<Arc<dyn GeoLocator>>,
     registry: Option<prometheus::Registry>,
+    state_dir: &Path,
+    database: &watch::Receiver<DatabaseState>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<signpost_dns::DnsServer> {
     let workers =
@@ -431,6 +596,8 @@ async fn start_dns(
             args.usage_flush_interval.clamp(0.05, 3600.0),
         ),
         registry,
+        state_dir: Some(state_dir.to_path_buf()),
+        database: Some(database.clone()),
         server_id: format!(
             "dns-{}-{}",
             std::process::id(),
@@ -467,6 +634,10 @@ struct ApiSetup {
     target_policy: TargetPolicy,
     /// Client locations for TestDNSAnswer.
     geo: Option<Arc<dyn GeoLocator>>,
+    /// Whether the database is migrated (/v1 answers 503 before).
+    database: watch::Receiver<DatabaseState>,
+    /// What else `/readyz` requires (serve: the DNS server follows).
+    readiness: Option<signpost_api::ReadinessCheck>,
 }
 
 /// Starts the HTTP API on its own connection pool, whose short acquire
@@ -487,6 +658,7 @@ async fn start_api(
         _ => None,
     };
     let geo = setup.geo;
+    let setup_database = setup.database.clone();
     let prices = match &args.prices {
         Some(path) => {
             let text =
@@ -503,6 +675,8 @@ async fn start_api(
         target_policy: setup.target_policy,
         geo,
         prices,
+        database: Some(setup.database.clone()),
+        readiness: setup.readiness,
         ..Default::default()
     };
     let api_store = store.with_pool(16, std::time::Duration::from_millis(args.api_db_timeout_ms.max(1)));
@@ -510,19 +684,30 @@ async fn start_api(
         signpost_api::ApiState::new(api_store, registry, config).context("registering the API's metrics")?;
     let (local, serve) =
         signpost_api::bind(addr, state, shutdown).await.with_context(|| format!("listening on {addr}"))?;
+    let serve = tokio::spawn(serve);
+    // Bound and answering (/v1 with 503 until the database is prepared);
+    // announced once the database is prepared or known to be unreachable.
+    let mut database = setup_database;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        database.wait_for(|s| *s != DatabaseState::Connecting),
+    )
+    .await;
     println!("api listening on {local}");
-    Ok(tokio::spawn(serve))
+    Ok(serve)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+async fn wait_for_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
     tracing::info!("shutting down");
 }

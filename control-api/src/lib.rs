@@ -31,6 +31,7 @@ use axum::routing::{get, put};
 use signpost_core::geo::GeoLocator;
 use signpost_core::usage::PriceTable;
 use signpost_store::health::TargetPolicy;
+use signpost_store::readiness::DatabaseState;
 use signpost_store::{Store, ZoneDefaults};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -60,7 +61,14 @@ pub struct ApiConfig {
     pub geo: Option<Arc<dyn GeoLocator>>,
     /// Prices of usage (default: Route 53's).
     pub prices: PriceTable,
+    /// Whether the database is migrated (/v1 answers 503 before); none: it is.
+    pub database: Option<watch::Receiver<DatabaseState>>,
+    /// What else /readyz requires (`serve`: the DNS server follows).
+    pub readiness: Option<ReadinessCheck>,
 }
+
+/// A readiness condition of the process: Err says why it is not ready.
+pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,6 +80,8 @@ impl std::fmt::Debug for ApiConfig {
             .field("target_policy", &self.target_policy)
             .field("geo", &self.geo.is_some())
             .field("prices", &self.prices)
+            .field("database", &self.database.as_ref().map(|d| *d.borrow()))
+            .field("readiness", &self.readiness.is_some())
             .finish()
     }
 }
@@ -86,6 +96,8 @@ impl Default for ApiConfig {
             target_policy: TargetPolicy::STRICT,
             geo: None,
             prices: PriceTable::default(),
+            database: None,
+            readiness: None,
         }
     }
 }
@@ -103,6 +115,8 @@ pub struct ApiState {
     pub limiter: Option<Arc<KeyLimiter>>,
     /// The API's own metrics.
     pub metrics: HttpMetrics,
+    /// What the background database probe last saw (/healthz, /readyz).
+    pub database_probe: Arc<routes::system::DatabaseProbe>,
 }
 
 impl ApiState {
@@ -114,7 +128,8 @@ impl ApiState {
     ) -> Result<Self, prometheus::Error> {
         let metrics = HttpMetrics::register(&registry)?;
         let limiter = config.rate_limit.map(|limit| Arc::new(KeyLimiter::new(limit)));
-        Ok(ApiState { store, registry, config: Arc::new(config), limiter, metrics })
+        let database_probe = Arc::default();
+        Ok(ApiState { store, registry, config: Arc::new(config), limiter, metrics, database_probe })
     }
 }
 
@@ -167,9 +182,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/latency-table", get(regions::get_latency_table).put(regions::put_latency_table))
         .route("/v1/regions", get(regions::list_regions))
         .route("/v1/regions/{code}", put(regions::put_region).delete(regions::delete_region))
-        .route_layer(from_fn_with_state(state.clone(), authenticate));
+        .route_layer(from_fn_with_state(state.clone(), authenticate))
+        .route_layer(from_fn_with_state(state.clone(), system::require_migrated));
     let public = Router::new()
         .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
         .route("/v1/openapi.json", get(system::openapi));
     v1.merge(public)
@@ -190,6 +207,7 @@ pub async fn bind(
 ) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    tokio::spawn(routes::system::probe_database(state.clone(), shutdown.clone()));
     let app = router(state);
     let serve = async move {
         axum::serve(listener, app)

@@ -163,6 +163,12 @@ pub struct Match<'a, T> {
 }
 
 impl<T> PrefixMap<T> {
+    /// The blocks and their values, in insertion order (duplicates dropped):
+    /// `PrefixMap::new` of these gives the same table.
+    pub fn entries(&self) -> &[(Prefix, T)] {
+        &self.entries
+    }
+
     /// A table of these blocks (a duplicate block keeps its first value).
     pub fn new(blocks: impl IntoIterator<Item = (Prefix, T)>) -> Self {
         let mut map = PrefixMap::default();

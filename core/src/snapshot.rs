@@ -75,6 +75,11 @@ impl Snapshot {
         self.routing.get(account_id).map(Arc::as_ref)
     }
 
+    /// Every account's routing data.
+    pub fn routing(&self) -> impl Iterator<Item = (&str, &Arc<AccountRouting>)> {
+        self.routing.iter().map(|(account, routing)| (account.as_str(), routing))
+    }
+
     /// The zone with this id.
     pub fn zone_by_id(&self, zone_id: &str) -> Option<&Arc<ZoneContent>> {
         self.ids.get(zone_id).and_then(|key| self.zones.get(key))
@@ -109,6 +114,8 @@ pub struct ZoneContent {
     soa: Record,
     /// The SOA as served in negative answers (TTL per RFC 2308).
     negative_soa: Record,
+    /// The SOA's record set as stored (canonical form), for `record_sets`.
+    soa_rrset: RecordSet,
     /// Stored record sets that failed validation and are not served.
     pub skipped: Vec<ValidationError>,
     /// Query counters of the zone (shared with the zone's earlier builds).
@@ -216,7 +223,7 @@ impl ZoneContent {
         let apex_key = WireName::from_name(&apex);
         let mut skipped = Vec::new();
         let mut nodes: HashMap<WireName, Node> = HashMap::new();
-        let mut soa: Option<Record> = None;
+        let mut soa: Option<(Record, RecordSet)> = None;
         // Group the parsed record sets by (name, type), keeping policy members together.
         let mut grouped: Vec<(WireName, Name, RecordType, Vec<ParsedRecordSet>)> = Vec::new();
         let mut index: HashMap<(WireName, RecordType), usize> = HashMap::new();
@@ -233,7 +240,8 @@ impl ZoneContent {
                     let serial = (zone.serial.rem_euclid(1 << 32)) as u32;
                     let mut rdata: SOA = s.clone();
                     rdata.serial = serial;
-                    soa = Some(Record::from_rdata(apex.clone(), parsed.ttl, RData::SOA(rdata)));
+                    let record = Record::from_rdata(apex.clone(), parsed.ttl, RData::SOA(rdata));
+                    soa = Some((record, parsed.canonical));
                 }
                 continue;
             }
@@ -244,7 +252,7 @@ impl ZoneContent {
             });
             grouped[slot].3.push(parsed);
         }
-        let soa = soa.ok_or_else(|| {
+        let (soa, soa_rrset) = soa.ok_or_else(|| {
             ValidationError::new("rrsets", format!("zone {} has no SOA record set", zone.name))
         })?;
         let negative_ttl = match &soa.data {
@@ -294,7 +302,17 @@ impl ZoneContent {
                 }
             }
         }
-        Ok(ZoneContent { zone, apex, apex_key, nodes, soa, negative_soa, skipped, usage: Arc::default() })
+        Ok(ZoneContent {
+            zone,
+            apex,
+            apex_key,
+            nodes,
+            soa,
+            negative_soa,
+            soa_rrset,
+            skipped,
+            usage: Arc::default(),
+        })
     }
 
     /// Uses `usage` as the zone's counters (keeps counts across rebuilds).
@@ -333,6 +351,21 @@ impl ZoneContent {
             Some(Group::Policy(g)) => g,
             _ => panic!("no policy group at {name} {rtype}"),
         }
+    }
+
+    /// Every record set served, in canonical form (the SOA as stored, policy
+    /// members in their stored order): `build` of these gives this zone
+    /// again. Skipped record sets are not included.
+    pub fn record_sets(&self) -> impl Iterator<Item = &RecordSet> {
+        let members = self.nodes.values().flat_map(|node| node.entries.iter()).flat_map(|entry| {
+            let members: &[Member] = match &entry.group {
+                Group::Simple(member) if member.rtype == RecordType::SOA => &[],
+                Group::Simple(member) => std::slice::from_ref(member.as_ref()),
+                Group::Policy(group) => &group.members,
+            };
+            members.iter().map(|m| &m.routing)
+        });
+        std::iter::once(&self.soa_rrset).chain(members)
     }
 
     /// Number of names (including empty non-terminals).
@@ -380,6 +413,21 @@ pub(crate) mod tests {
         assert!(zone.skipped.is_empty());
         let ent = WireName::from_name(&Name::from_ascii("ent.example.com.").unwrap());
         assert!(zone.node(ent.as_bytes()).is_some_and(|n| n.entries.is_empty()));
+    }
+
+    #[test]
+    fn record_sets_rebuild_the_same_zone() {
+        let zone = example_zone(7);
+        let mut sets: Vec<RecordSet> = zone.record_sets().cloned().collect();
+        assert_eq!(sets.len(), 13);
+        let again = ZoneContent::build(zone.zone.clone(), &sets).unwrap();
+        assert_eq!(again.serial(), 7);
+        assert_eq!(again.node_count(), zone.node_count());
+        let mut again_sets: Vec<RecordSet> = again.record_sets().cloned().collect();
+        let key = |r: &RecordSet| format!("{} {} {:?}", r.name, r.rtype, r.set_identifier);
+        sets.sort_by_key(key);
+        again_sets.sort_by_key(key);
+        assert_eq!(sets, again_sets);
     }
 
     #[test]

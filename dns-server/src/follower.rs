@@ -73,6 +73,7 @@ impl Follower {
                 Ok((seq, snapshot)) => {
                     tracing::info!(zones = snapshot.zone_count(), seq, "snapshot loaded");
                     self.state.replace_snapshot(snapshot);
+                    self.state.note_applied_seq(seq); // disk copy hook (persist.rs)
                     self.last_seq = seq;
                     let _ = self.store.dns_heartbeat(&self.server_id, &self.hostname, seq).await;
                     return Ok(());
@@ -141,6 +142,7 @@ impl Follower {
                     Ok(()) => {
                         feed.applied(&batch);
                         self.last_seq = feed.position();
+                        self.state.note_applied_seq(self.last_seq); // disk copy hook (persist.rs)
                         let _ = applied_tx.send(self.last_seq);
                         tracing::debug!(seq = self.last_seq, rows = batch.rows.len(), "changes applied");
                     }

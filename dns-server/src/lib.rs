@@ -8,19 +8,23 @@ pub mod fuzzing;
 pub mod listeners;
 pub mod metrics;
 pub mod rrl;
+pub mod persist;
 pub mod usage;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rand::RngCore;
 use signpost_core::Snapshot;
 use signpost_core::geo::{GeoLocator, NoGeo};
 use signpost_store::Store;
+use signpost_store::readiness::DatabaseState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -45,6 +49,12 @@ pub struct ServerState {
     pub counting: bool,
     /// Response rate limiting of UDP answers (None: off).
     pub rrl: Option<rrl::RateLimiter>,
+    /// Bumped after every `replace_snapshot` (the persister watches it).
+    generation: AtomicU64,
+    /// The change-log position the snapshot reflects (-1: none yet).
+    applied_seq: AtomicI64,
+    /// Whether the snapshot was loaded from the database (not only from disk).
+    following: AtomicBool,
 }
 
 impl Default for ServerState {
@@ -68,6 +78,9 @@ impl ServerState {
             metrics,
             counting: true,
             rrl: None,
+            generation: AtomicU64::new(0),
+            applied_seq: AtomicI64::new(-1),
+            following: AtomicBool::new(false),
         }
     }
 
@@ -75,6 +88,29 @@ impl ServerState {
     pub fn replace_snapshot(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
         self.ready.store(true, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Records the change-log position the installed snapshot reflects
+    /// (called after `replace_snapshot`; the disk copy is labelled with it).
+    pub fn note_applied_seq(&self, seq: i64) {
+        self.applied_seq.store(seq, Ordering::Release);
+    }
+
+    /// The change-log position the snapshot reflects (-1: none yet).
+    pub fn applied_seq(&self) -> i64 {
+        self.applied_seq.load(Ordering::Acquire)
+    }
+
+    /// How many snapshots have been installed.
+    pub fn snapshot_generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether the server has loaded from the database and follows it
+    /// (false while it answers only from its disk copy, or SERVFAIL).
+    pub fn is_following(&self) -> bool {
+        self.following.load(Ordering::Acquire)
     }
 
     /// Answers one request (None: drop it).
@@ -141,7 +177,19 @@ pub struct DnsConfig {
     pub usage_flush_interval: std::time::Duration,
     /// Registry the DNS metrics are registered in.
     pub registry: Option<prometheus::Registry>,
+    /// The state directory (`--state-dir`): the disk copy of the snapshot
+    /// and spilled usage counts live in its `dns/`; none: nothing on disk.
+    pub state_dir: Option<PathBuf>,
+    /// Whether the database is migrated yet (the binary migrates in the
+    /// background); none: it is. The follower starts once it is `Ready`.
+    pub database: Option<watch::Receiver<DatabaseState>>,
 }
+
+/// How long `start` waits for the first load while the database is not
+/// known to be down (a slow load goes on in the background).
+pub const STARTUP_LOAD_WAIT: Duration = Duration::from_secs(10);
+/// How long `join` waits for the follower to say goodbye to the database.
+const FOLLOWER_STOP_WAIT: Duration = Duration::from_secs(4);
 
 /// Errors starting the DNS server.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +205,12 @@ pub enum DnsError {
     /// The first load from the database failed.
     #[error("loading zones failed: {0}")]
     Load(#[from] signpost_store::StoreError),
+    /// At shutdown, usage counts could be neither written nor spilled.
+    #[error("{queries} counted queries could not be written to the database nor spilled to disk")]
+    UsageDropped {
+        /// Queries lost.
+        queries: u64,
+    },
 }
 
 /// A running DNS server.
@@ -168,13 +222,19 @@ pub struct DnsServer {
     stop_udp: Arc<AtomicBool>,
     udp_threads: Vec<std::thread::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    follower: tokio::task::JoinHandle<()>,
+    persister: Option<tokio::task::JoinHandle<()>>,
     stop_flusher: watch::Sender<bool>,
-    flusher: tokio::task::JoinHandle<()>,
+    flusher: tokio::task::JoinHandle<usage::UsageOutcome>,
 }
 
 impl DnsServer {
-    /// Binds the sockets, starts answering (SERVFAIL until the first load),
-    /// loads the zones and follows the change log until `shutdown`.
+    /// Binds the sockets and answers at once: from the disk copy in the
+    /// state directory if there is one, else SERVFAIL. Loads the zones from
+    /// the database and follows the change log in the background until
+    /// `shutdown`. Returns once the database's zones are served, or as soon
+    /// as the database is known to be unreachable, or after
+    /// `STARTUP_LOAD_WAIT`, whichever comes first.
     pub async fn start(
         config: DnsConfig,
         store: Store,
@@ -196,23 +256,65 @@ impl DnsServer {
         let udp_threads =
             listeners::spawn_udp_workers(&udp, state.clone(), config.udp_workers, stop_udp.clone())
                 .map_err(|source| DnsError::Bind { addr: local_addr, source })?;
-        let mut tasks =
+        let tasks =
             vec![tokio::spawn(listeners::serve_tcp(tcp, state.clone(), config.tcp, shutdown.clone()))];
         let usage = Arc::new(usage::UsageRegistry::default());
-        let mut follower =
+        let database = store.database_identity();
+        let dns_dir = config.state_dir.as_deref().map(persist::dns_dir);
+        let snapshot_path = dns_dir.as_ref().map(|d| d.join(persist::SNAPSHOT_FILE));
+        if let Some(path) = snapshot_path.clone() {
+            restore_disk_copy(path, database.clone(), &state, &usage).await;
+        }
+        let persister = snapshot_path.map(|path| {
+            let persister = persist::Persister::new(path, database, state.clone());
+            tokio::spawn(persister.run(shutdown.clone()))
+        });
+        let (loaded, mut loaded_rx) = watch::channel(false);
+        let follower =
             follower::Follower::new(store.clone(), state.clone(), usage.clone(), config.server_id.clone());
-        let mut load_shutdown = shutdown.clone();
-        follower.initial_load(&mut load_shutdown).await?;
-        tasks.push(tokio::spawn(follower.run(shutdown)));
+        let follower =
+            tokio::spawn(load_and_follow(follower, state.clone(), config.database.clone(), loaded, shutdown));
         let (stop_flusher, flusher_stop) = watch::channel(false);
-        let flusher = usage::UsageFlusher::new(store, usage, config.server_id.clone());
+        let flusher = usage::UsageFlusher::new(store, usage, config.server_id.clone(), dns_dir);
         let flusher = tokio::spawn(flusher.run(config.usage_flush_interval, flusher_stop));
-        Ok(DnsServer { local_addr, state, stop_udp, udp_threads, tasks, stop_flusher, flusher })
+        let mut database_state = config.database.clone();
+        let database_down = async {
+            match database_state.as_mut() {
+                // Err: the preparation is over (the database is ready).
+                Some(state) => {
+                    if state.wait_for(|s| *s == DatabaseState::Unreachable).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = loaded_rx.wait_for(|loaded| *loaded) => {}
+            _ = database_down => tracing::warn!(
+                from_disk = state.ready.load(Ordering::Acquire),
+                "database unreachable: answering from the disk copy (SERVFAIL without one) until it returns"
+            ),
+            _ = tokio::time::sleep(STARTUP_LOAD_WAIT) => tracing::warn!("the first load is slow; it goes on in the background"),
+        }
+        Ok(DnsServer {
+            local_addr,
+            state,
+            stop_udp,
+            udp_threads,
+            tasks,
+            follower,
+            persister,
+            stop_flusher,
+            flusher,
+        })
     }
 
     /// After shutdown was signalled: stops the listeners, waits for the
-    /// tasks, then writes the last usage counts.
-    pub async fn join(self) {
+    /// tasks, then writes the last usage counts (spilling them to the state
+    /// directory when the database is unreachable). Fails when counts were
+    /// lost.
+    pub async fn join(self) -> Result<(), DnsError> {
         self.stop_udp.store(true, Ordering::Relaxed);
         for thread in self.udp_threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -221,8 +323,87 @@ impl DnsServer {
             let _ = task.await;
         }
         let _ = self.stop_flusher.send(true);
-        let _ = self.flusher.await;
+        let follower = async {
+            let abort = self.follower.abort_handle();
+            if tokio::time::timeout(FOLLOWER_STOP_WAIT, self.follower).await.is_err() {
+                abort.abort();
+            }
+        };
+        let persister = async {
+            if let Some(persister) = self.persister {
+                let _ = persister.await;
+            }
+        };
+        let (_, _, outcome) = tokio::join!(follower, persister, self.flusher);
+        match outcome {
+            Ok(usage::UsageOutcome::Dropped { queries }) => Err(DnsError::UsageDropped { queries }),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "the usage flusher failed");
+                Err(DnsError::UsageDropped { queries: 0 })
+            }
+        }
     }
+}
+
+/// Serves the snapshot saved in `path`, if there is a usable one.
+async fn restore_disk_copy(
+    path: PathBuf,
+    database: String,
+    state: &Arc<ServerState>,
+    usage: &Arc<usage::UsageRegistry>,
+) {
+    let started = std::time::Instant::now();
+    let usage = usage.clone();
+    let shown = path.display().to_string();
+    let read = tokio::task::spawn_blocking(move || persist::read_snapshot(&path, &database, &usage)).await;
+    match read {
+        Ok(Ok(Some(copy))) => {
+            tracing::info!(
+                file = %shown, zones = copy.snapshot.zone_count(), seq = copy.seq, took = ?started.elapsed(),
+                "answering from the disk copy until the database is loaded"
+            );
+            state.health.store(Arc::new(copy.health));
+            state.replace_snapshot(copy.snapshot);
+            state.note_applied_seq(copy.seq);
+        }
+        Ok(Ok(None)) => tracing::info!(file = %shown, "no disk copy of the snapshot yet"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "disk copy of the snapshot ignored"),
+        Err(e) => tracing::warn!(error = %e, "reading the disk copy of the snapshot failed"),
+    }
+}
+
+/// Waits for the database to be migrated, loads every zone (retrying until
+/// it works or `shutdown`), then follows the change log.
+async fn load_and_follow(
+    mut follower: follower::Follower,
+    state: Arc<ServerState>,
+    mut database: Option<watch::Receiver<DatabaseState>>,
+    loaded: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Some(database) = database.as_mut() {
+        tokio::select! {
+            _ = database.wait_for(|s| *s == DatabaseState::Ready) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+    loop {
+        match follower.initial_load(&mut shutdown.clone()).await {
+            Ok(()) => break,
+            Err(_) if *shutdown.borrow() => return,
+            Err(e) => {
+                tracing::error!(error = %e, "loading the zones failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+        }
+    }
+    state.following.store(true, Ordering::Release);
+    let _ = loaded.send(true);
+    follower.run(shutdown).await;
 }
 
 /// Binds UDP and TCP on the same port (for port 0, retries until both agree).

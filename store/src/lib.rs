@@ -8,6 +8,7 @@ pub mod bootstrap;
 mod changes;
 pub mod feed;
 pub mod health;
+pub mod readiness;
 pub mod routing;
 pub mod routing_api;
 mod rows;

@@ -76,6 +76,19 @@ impl Store {
         Ok(true)
     }
 
+    /// Deletes flush keys older than `older_than`; returns how many. Keep
+    /// them longer than any spill may wait to be replayed, or a batch that
+    /// had committed before its reply was lost would count twice.
+    pub async fn prune_usage_flushes(&self, older_than: std::time::Duration) -> Result<u64> {
+        let seconds = older_than.as_secs_f64();
+        let done =
+            sqlx::query("DELETE FROM usage_flushes WHERE flushed_at < now() - make_interval(secs => $1)")
+                .bind(seconds)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     /// A zone's counts for a month.
     pub async fn zone_usage(&self, zone_id: &str, month: NaiveDate) -> Result<[i64; 5]> {
         let rows =

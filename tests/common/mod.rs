@@ -166,8 +166,18 @@ impl Signpost {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM, waits for the exit, and returns the status with the log.
+    pub fn terminate_with_log(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.stop_on_sigterm();
+        (status, self.log())
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop_on_sigterm()
+    }
+
+    fn stop_on_sigterm(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
