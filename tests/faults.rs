@@ -452,7 +452,7 @@ fn pg_killed_under_load() {
 /// until it is back): every change that was answered 200 must be served
 /// (the change feed must have no gaps).
 #[test]
-#[ignore = "long (about 25 s), and needs the gap-free change feed; bench/faults.sh runs it"]
+#[ignore = "long (about 25 s); bench/faults.sh runs it"]
 fn concurrent_writers_across_zones_are_all_served() {
     let _serial = serial();
     let rig = Rig::start(&[]);
@@ -592,7 +592,7 @@ fn dns_sigkill_and_restart_with_pg_up() {
 }
 
 #[test]
-#[ignore = "long (about 20 s), and needs the disk snapshot and the usage spool; bench/faults.sh runs it"]
+#[ignore = "long (about 20 s); bench/faults.sh runs it"]
 fn dns_sigkill_and_restart_during_pg_outage() {
     let _serial = serial();
     let mut rig = Rig::start(&[]);
@@ -678,7 +678,7 @@ fn dns_sigterm_with_pg_up_counts_every_query() {
 }
 
 #[test]
-#[ignore = "long (up to 60 s), and needs usage counts that survive outages; bench/faults.sh runs it"]
+#[ignore = "long (up to 60 s); bench/faults.sh runs it"]
 fn dns_sigterm_during_pg_outage_loses_no_counts() {
     let _serial = serial();
     let mut rig = Rig::start(&[]);
@@ -841,7 +841,7 @@ fn tcp_idle_connections_free_their_slots() {
 }
 
 #[test]
-#[ignore = "long (up to 35 s), and needs TCP write timeouts; bench/faults.sh runs it"]
+#[ignore = "long (up to 35 s); bench/faults.sh runs it"]
 fn tcp_non_reading_connections_free_their_slots() {
     tcp_slots("TCP slots held by non-reading connections", true, Duration::from_secs(30));
 }
@@ -952,10 +952,12 @@ fn udp_flood_leaves_the_canary_correct() {
 }
 
 #[test]
-#[ignore = "needs response rate limiting; bench/faults.sh runs it"]
+#[ignore = "long (about 5 s, one at a time with the others); bench/faults.sh runs it"]
 fn udp_flood_from_one_source_is_rate_limited() {
     let _serial = serial();
-    let rig = Rig::start(&[]);
+    // Loopback is exempt from RRL by default; the flood comes from 127.0.4.1
+    // and the canary from another /24, so only the flood is limited.
+    let rig = Rig::start(&["--rrl-include-loopback"]);
     let canary = rig.canary();
     // 1,000 identical queries a second for 3 s, which a server without a
     // limit answers in full.
