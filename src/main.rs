@@ -12,7 +12,7 @@ use signpost_core::names::parse_name;
 use signpost_core::zonefile::{parse_zone_file, render_zone_file};
 use signpost_health::CheckerConfig;
 use signpost_store::bootstrap::{DatabaseOrigin, locate_database};
-use signpost_store::health::TargetPolicy;
+use signpost_store::tenancy::{Quotas, TenancyRules};
 use signpost_store::{Store, ZoneDefaults};
 use tokio::sync::watch;
 
@@ -60,7 +60,9 @@ enum Command {
         api_addr: SocketAddr,
         #[command(flatten)]
         api: ApiArgs,
-        /// Allow health checks of loopback, private, link-local and cloud-metadata addresses.
+        /// Local mode for health-check targets, as `serve`: loopback allowed
+        /// unless the installation's target policy decides (private networks
+        /// follow the stored policy, which allows them by default).
         #[arg(long)]
         allow_private_targets: bool,
         /// MaxMind DB file for client locations in TestDNSAnswer (use the DNS servers' file).
@@ -127,6 +129,53 @@ struct ApiArgs {
     /// JSON price list for usage costs (PriceTable's camelCase fields; missing ones keep Route 53's prices).
     #[arg(long)]
     prices: Option<PathBuf>,
+    /// Requests per second allowed per account, over all its keys (default: twice --api-rate-limit).
+    #[arg(long)]
+    api_account_rate_limit: Option<u32>,
+    /// Requests per account allowed at once above the rate (default: twice --api-rate-burst).
+    #[arg(long)]
+    api_account_rate_burst: Option<u32>,
+    /// Requests per second without a valid key allowed per client address (IPv6: per /64).
+    #[arg(long, default_value_t = 20)]
+    api_address_rate_limit: u32,
+    /// Requests without a valid key allowed at once per client address.
+    #[arg(long, default_value_t = 100)]
+    api_address_rate_burst: u32,
+    #[command(flatten)]
+    tenancy: TenancyArgs,
+}
+
+#[derive(clap::Args)]
+struct TenancyArgs {
+    /// Allow zones named by a top-level name or a public suffix (`net.`, `co.uk.`, `in-addr.arpa.`).
+    #[arg(long)]
+    allow_public_suffix_zones: bool,
+    /// Hosted zones per account (Route 53's default quota).
+    #[arg(long, default_value_t = Quotas::default().zones_per_account)]
+    max_zones_per_account: u32,
+    /// Record sets per hosted zone, SOA and NS included (Route 53's default quota).
+    #[arg(long, default_value_t = Quotas::default().record_sets_per_zone)]
+    max_record_sets_per_zone: u32,
+    /// Health checks per account (Route 53's default quota).
+    #[arg(long, default_value_t = Quotas::default().health_checks_per_account)]
+    max_health_checks_per_account: u32,
+    /// API keys per account.
+    #[arg(long, default_value_t = Quotas::default().api_keys_per_account)]
+    max_api_keys_per_account: u32,
+}
+
+impl TenancyArgs {
+    fn rules(&self) -> TenancyRules {
+        TenancyRules {
+            allow_public_suffix_zones: self.allow_public_suffix_zones,
+            quotas: Quotas {
+                zones_per_account: self.max_zones_per_account,
+                record_sets_per_zone: self.max_record_sets_per_zone,
+                health_checks_per_account: self.max_health_checks_per_account,
+                api_keys_per_account: self.max_api_keys_per_account,
+            },
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -134,7 +183,8 @@ struct CheckerArgs {
     /// The region this checker reports as (shown per checker in a check's status).
     #[arg(long)]
     region: String,
-    /// Allow probing loopback, private, link-local and cloud-metadata addresses.
+    /// Local mode for targets, as `serve`: loopback allowed unless the
+    /// installation's target policy decides.
     #[arg(long)]
     allow_private_targets: bool,
     /// Most probes in flight at once.
@@ -174,6 +224,9 @@ enum ZoneCommand {
         /// Origin when the file has no $ORIGIN (default: the file name without .zone).
         #[arg(long)]
         origin: Option<String>,
+        /// Allow a zone named by a top-level name or a public suffix.
+        #[arg(long)]
+        allow_public_suffix_zones: bool,
         #[command(flatten)]
         zones: ZoneArgs,
     },
@@ -218,8 +271,12 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::json!({"accountId": account.account_id, "apiKey": account.api_key}));
             Ok(())
         }
-        Command::Zone { command: ZoneCommand::Import { file, account, origin, zones } } => {
+        Command::Zone {
+            command: ZoneCommand::Import { file, account, origin, allow_public_suffix_zones, zones },
+        } => {
             let defaults = ZoneDefaults { nameservers: zones.nameservers };
+            let rules = TenancyRules { allow_public_suffix_zones, ..TenancyRules::default() };
+            let store = store.with_rules(rules);
             let (name, count) =
                 import_zone_file(&store, &file, &account, origin.as_deref(), &defaults).await?;
             println!("imported {name}: {count} record sets");
@@ -242,10 +299,11 @@ async fn run(cli: Cli) -> Result<()> {
             let geo = load_geo(dns.geoip_db.as_deref())?;
             let dns_server =
                 start_dns(&store, &dns, geo.clone(), Some(registry.clone()), shutdown.clone()).await?;
-            let checker_config = CheckerConfig::new("local", TargetPolicy::ALLOW_PRIVATE);
+            // `serve` is for local use: loopback health-check targets are
+            // allowed unless the installation's stored policy decides.
+            let checker_config = CheckerConfig::new("local", true);
             let checker = start_checker(&store, checker_config, shutdown.clone()).await?;
-            // `serve` is for local use: private health-check targets are allowed.
-            let setup = ApiSetup { zone_defaults: defaults, target_policy: TargetPolicy::ALLOW_PRIVATE, geo };
+            let setup = ApiSetup { zone_defaults: defaults, local_targets: true, geo };
             let api = start_api(&store, api_addr, &api, setup, registry, shutdown).await?;
             wait_for_signal().await;
             let _ = stop.send(true);
@@ -256,11 +314,10 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Checker { checker: args } => {
             let (stop, shutdown) = watch::channel(false);
-            let policy = TargetPolicy { allow_private: args.allow_private_targets };
             let config = CheckerConfig {
                 max_concurrent_probes: args.max_concurrent_probes.max(1),
                 source_addr: args.source_addr,
-                ..CheckerConfig::new(&args.region, policy)
+                ..CheckerConfig::new(&args.region, args.allow_private_targets)
             };
             let checker = start_checker(&store, config, shutdown).await?;
             wait_for_signal().await;
@@ -281,7 +338,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (stop, shutdown) = watch::channel(false);
             let setup = ApiSetup {
                 zone_defaults: ZoneDefaults { nameservers: zones.nameservers },
-                target_policy: TargetPolicy { allow_private: allow_private_targets },
+                local_targets: allow_private_targets,
                 geo: load_geo(geoip_db.as_deref())?,
             };
             let api = start_api(&store, api_addr, &api, setup, prometheus::Registry::new(), shutdown).await?;
@@ -388,8 +445,8 @@ async fn start_checker(
 struct ApiSetup {
     /// SOA and NS of new zones.
     zone_defaults: ZoneDefaults,
-    /// Which health-check targets may be created.
-    target_policy: TargetPolicy,
+    /// Local mode for health-check targets (loopback unless the stored policy decides).
+    local_targets: bool,
     /// Client locations for TestDNSAnswer.
     geo: Option<Arc<dyn GeoLocator>>,
 }
@@ -411,6 +468,19 @@ async fn start_api(
         (Some(per_second), Some(burst)) => Some(signpost_api::RateLimit { per_second, burst }),
         _ => None,
     };
+    let account_rate_limit = rate_limit.map(|key| {
+        let doubled = key.doubled();
+        let nonzero = |v: Option<u32>, default| v.and_then(std::num::NonZeroU32::new).unwrap_or(default);
+        signpost_api::RateLimit {
+            per_second: nonzero(args.api_account_rate_limit, doubled.per_second),
+            burst: nonzero(args.api_account_rate_burst, doubled.burst),
+        }
+    });
+    let address_rate_limit = signpost_api::RateLimit {
+        per_second: std::num::NonZeroU32::new(args.api_address_rate_limit)
+            .unwrap_or(std::num::NonZeroU32::MIN),
+        burst: std::num::NonZeroU32::new(args.api_address_rate_burst).unwrap_or(std::num::NonZeroU32::MIN),
+    };
     let geo = setup.geo;
     let prices = match &args.prices {
         Some(path) => {
@@ -424,13 +494,17 @@ async fn start_api(
     let config = signpost_api::ApiConfig {
         max_body_bytes: args.api_max_body,
         rate_limit,
+        account_rate_limit,
+        address_rate_limit,
         zone_defaults: setup.zone_defaults,
-        target_policy: setup.target_policy,
+        local_targets: setup.local_targets,
         geo,
         prices,
         ..Default::default()
     };
-    let api_store = store.with_pool(16, std::time::Duration::from_millis(args.api_db_timeout_ms.max(1)));
+    let api_store = store
+        .with_pool(16, std::time::Duration::from_millis(args.api_db_timeout_ms.max(1)))
+        .with_rules(args.tenancy.rules());
     let state =
         signpost_api::ApiState::new(api_store, registry, config).context("registering the API's metrics")?;
     let (local, serve) =

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use signpost_store::Store;
-use signpost_store::health::HealthCheck;
+use signpost_store::health::{HealthCheck, TARGET_POLICY_CHANGED, TargetPolicy};
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
@@ -20,6 +20,8 @@ pub enum FeedEvent {
     Upsert(Box<HealthCheck>),
     /// One check deleted.
     Removed(String),
+    /// The installation's target policy, as stored (sent before every full load).
+    Policy(TargetPolicy),
 }
 
 /// Follows the checks until shutdown, sending events to `out`.
@@ -48,6 +50,14 @@ pub async fn run(
             }
         }
         if reload {
+            match store.target_policy().await {
+                Ok(policy) => {
+                    if out.send(FeedEvent::Policy(policy)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "loading the target policy failed; will retry"),
+            }
             match store.probe_targets().await {
                 Ok(all) => {
                     reload = false;
@@ -64,6 +74,7 @@ pub async fn run(
             _ = poll_timer.tick() => reload = true,
             _ = tokio::time::sleep(retry), if reload || listener.is_none() => {}
             note = next_notification(&mut listener) => match note {
+                Ok(Some(payload)) if payload == TARGET_POLICY_CHANGED => reload = true,
                 Ok(Some(id)) => {
                     let event = match store.health_check_by_id(&id).await {
                         Ok(Some(check)) => FeedEvent::Upsert(Box::new(check)),

@@ -233,6 +233,7 @@ impl Store {
             }
         }
         let all = zone_rrsets(&mut *tx, &zone.id).await?;
+        crate::tenancy::check_record_set_quota(&self.rules().quotas, all.len(), changes)?;
         check(&zone, &all)?;
         check_zone_consistency(&apex, &all)?;
         let info = finish_zone_change(&mut tx, &zone, account_id, comment).await?;

@@ -34,6 +34,10 @@ use crate::{Result, Store, StoreError};
 /// the payload is the check's id. Checkers follow it (and poll as a fallback).
 pub const HEALTH_CHECKS_CHANNEL: &str = "signpost_health_checks";
 
+/// The payload announced on [`HEALTH_CHECKS_CHANNEL`] when the target
+/// policy changed (check ids start with `H`, so it cannot be one).
+pub const TARGET_POLICY_CHANGED: &str = "target-policy";
+
 /// The operator's maintenance override of a check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -314,6 +318,8 @@ impl Store {
     ) -> Result<CreatedHealthCheck> {
         let config = spec.validate(policy)?;
         let mut tx = self.pool().begin().await?;
+        let quota = crate::tenancy::Quota::HealthChecksPerAccount;
+        crate::api::lock_account_quota(&mut tx, quota, account_id).await?;
         if let Some(reference) = &spec.caller_reference {
             let sql = select_check!("WHERE account_id = $1 AND caller_reference = $2");
             let row = sqlx::query(sql).bind(account_id).bind(reference).fetch_optional(&mut *tx).await?;
@@ -350,6 +356,12 @@ impl Store {
                 }
             }
         }
+        let checks: i64 = sqlx::query("SELECT count(*) AS n FROM health_checks WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        crate::tenancy::check_quota(quota, &self.rules().quotas, checks, 1)?;
         let inserted = sqlx::query(
             "INSERT INTO health_checks (account_id, type, ip, host, port, path, search_string, request_interval,
                  failure_threshold, inverted, disabled, child_health_checks, health_threshold, caller_reference)
@@ -571,6 +583,63 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    // ---- the installation's target policy ----
+
+    /// The stored target policy (the built-in default if the row is missing).
+    pub async fn target_policy(&self) -> Result<TargetPolicy> {
+        let row = sqlx::query(
+            "SELECT allow_loopback, allow_private, allow_link_local, allow_metadata,
+                    allowed_networks::text[] AS allowed, refused_networks::text[] AS refused
+             FROM health_target_policy WHERE id",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(TargetPolicy::DEFAULT) };
+        let networks = |column: &str| -> Result<Vec<ipnet::IpNet>> {
+            let texts: Vec<String> = row.try_get(column)?;
+            Ok(texts.iter().filter_map(|t| t.parse().ok()).collect())
+        };
+        Ok(TargetPolicy {
+            allow_loopback: row.try_get("allow_loopback")?,
+            allow_private: row.try_get("allow_private")?,
+            allow_link_local: row.try_get("allow_link_local")?,
+            allow_metadata: row.try_get("allow_metadata")?,
+            allowed_networks: networks("allowed")?,
+            refused_networks: networks("refused")?,
+        })
+    }
+
+    /// Replaces the stored target policy and tells every checker, which
+    /// reloads it and stops probing the checks it now refuses.
+    pub async fn set_target_policy(&self, policy: &TargetPolicy) -> Result<()> {
+        let texts = |nets: &[ipnet::IpNet]| nets.iter().map(|n| n.trunc().to_string()).collect::<Vec<_>>();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO health_target_policy (id, allow_loopback, allow_private, allow_link_local,
+                 allow_metadata, allowed_networks, refused_networks)
+             VALUES (true, $1, $2, $3, $4, $5::cidr[], $6::cidr[])
+             ON CONFLICT (id) DO UPDATE SET allow_loopback = excluded.allow_loopback,
+                 allow_private = excluded.allow_private, allow_link_local = excluded.allow_link_local,
+                 allow_metadata = excluded.allow_metadata, allowed_networks = excluded.allowed_networks,
+                 refused_networks = excluded.refused_networks, updated_at = now()",
+        )
+        .bind(policy.allow_loopback)
+        .bind(policy.allow_private)
+        .bind(policy.allow_link_local)
+        .bind(policy.allow_metadata)
+        .bind(texts(&policy.allowed_networks))
+        .bind(texts(&policy.refused_networks))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(HEALTH_CHECKS_CHANNEL)
+            .bind(TARGET_POLICY_CHANGED)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     // ---- for the health checker ----
