@@ -109,6 +109,9 @@ fn require_json_content_type(req: &Request) -> Result<(), ApiError> {
 pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
+        // Malformed JSON says where; well-formed JSON that is not an object
+        // says what is wanted.
+        parse_json::<serde::de::IgnoredAny>(bytes)?;
         return Err(ApiError::invalid("", "the request body must be one JSON object ({...})"));
     }
     parse_json(bytes)
@@ -201,10 +204,13 @@ mod tests {
     fn a_body_is_one_object() {
         // serde reads a struct from an array: `[[]]` would be `{"items": []}`.
         assert!(parse_json::<Outer>(b"[[]]").is_ok());
-        for body in [&b"[[]]"[..], b"null", b"1", b"\"x\"", b"", b"  [", b"true"] {
+        for body in [&b"[[]]"[..], b"null", b"1", b"\"x\"", b" true"] {
             let e = parse_json_object::<Outer>(body).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST);
             assert!(e.message.contains("one JSON object"), "{}", e.message);
+        }
+        for malformed in [&b""[..], b"  [", b"nope"] {
+            assert_eq!(parse_json_object::<Outer>(malformed).unwrap_err().code, "MalformedJson");
         }
         assert!(parse_json_object::<Outer>(b" {\"items\": []}").is_ok());
     }
