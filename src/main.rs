@@ -12,6 +12,7 @@ use signpost_core::names::parse_name;
 use signpost_core::zonefile::{parse_zone_file, render_zone_file};
 use signpost_health::CheckerConfig;
 use signpost_store::bootstrap::{DatabaseOrigin, locate_database};
+use signpost_store::health::TargetPolicy;
 use signpost_store::tenancy::{Quotas, TenancyRules};
 use signpost_store::{Store, ZoneDefaults};
 use tokio::sync::watch;
@@ -88,6 +89,57 @@ enum Command {
         #[command(subcommand)]
         command: ZoneCommand,
     },
+    /// Show or change the installation's health-check target policy (the
+    /// API and every checker apply it; checkers pick a change up at once).
+    TargetPolicy {
+        #[command(subcommand)]
+        command: TargetPolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TargetPolicyCommand {
+    /// Print the stored policy as JSON.
+    Show,
+    /// Change the stored policy; settings not given keep their value.
+    Set(TargetPolicyArgs),
+}
+
+/// Whether a class of targets is allowed.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Allow {
+    Allow,
+    Refuse,
+}
+
+/// Loopback: allowed, refused, or allowed only in local mode (`serve`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LoopbackAllow {
+    Allow,
+    Refuse,
+    Local,
+}
+
+#[derive(clap::Args)]
+struct TargetPolicyArgs {
+    /// Loopback targets (`local`: only `serve` and `--allow-private-targets` processes).
+    #[arg(long)]
+    loopback: Option<LoopbackAllow>,
+    /// RFC 1918, RFC 6598, RFC 2544 and unique-local targets.
+    #[arg(long)]
+    private: Option<Allow>,
+    /// Link-local targets.
+    #[arg(long)]
+    link_local: Option<Allow>,
+    /// Cloud-metadata endpoints.
+    #[arg(long)]
+    metadata: Option<Allow>,
+    /// Networks allowed whatever their class (replaces the list; repeat or comma-separate; "" clears).
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    allow_networks: Option<Vec<String>>,
+    /// Networks always refused (replaces the list; repeat or comma-separate; "" clears).
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    refuse_networks: Option<Vec<String>>,
 }
 
 #[derive(clap::Args)]
@@ -289,6 +341,15 @@ async fn run(cli: Cli) -> Result<()> {
             let origin = parse_name(&zone.name, "name")?;
             let serial = u32::try_from(zone.serial).unwrap_or(u32::MAX);
             print!("{}", render_zone_file(&origin, serial, &rrsets));
+            Ok(())
+        }
+        Command::TargetPolicy { command } => {
+            let mut policy = store.target_policy().await?;
+            if let TargetPolicyCommand::Set(args) = command {
+                apply_target_policy_args(&mut policy, args)?;
+                store.set_target_policy(&policy).await.context("storing the target policy")?;
+            }
+            print_target_policy(&policy);
             Ok(())
         }
         Command::Serve { dns, api_addr, api, zones_dir, zones } => {
@@ -571,6 +632,63 @@ async fn import_zone_file(
         .await
         .with_context(|| format!("importing {}", file.display()))?;
     Ok((zone_name, count))
+}
+
+fn apply_target_policy_args(policy: &mut TargetPolicy, args: TargetPolicyArgs) -> Result<()> {
+    let allowed = |a: Allow| matches!(a, Allow::Allow);
+    if let Some(loopback) = args.loopback {
+        policy.allow_loopback = match loopback {
+            LoopbackAllow::Allow => Some(true),
+            LoopbackAllow::Refuse => Some(false),
+            LoopbackAllow::Local => None,
+        };
+    }
+    if let Some(a) = args.private {
+        policy.allow_private = allowed(a);
+    }
+    if let Some(a) = args.link_local {
+        policy.allow_link_local = allowed(a);
+    }
+    if let Some(a) = args.metadata {
+        policy.allow_metadata = allowed(a);
+    }
+    let networks = |texts: Vec<String>| -> Result<Vec<signpost_store::health::target::IpNet>> {
+        texts
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().parse().with_context(|| format!("{t:?} is not a network like 10.0.0.0/8")))
+            .collect()
+    };
+    if let Some(list) = args.allow_networks {
+        policy.allowed_networks = networks(list)?;
+    }
+    if let Some(list) = args.refuse_networks {
+        policy.refused_networks = networks(list)?;
+    }
+    Ok(())
+}
+
+fn print_target_policy(policy: &TargetPolicy) {
+    let texts = |nets: &[signpost_store::health::target::IpNet]| {
+        nets.iter().map(|n| n.to_string()).collect::<Vec<_>>()
+    };
+    let loopback = match policy.allow_loopback {
+        Some(true) => "allow",
+        Some(false) => "refuse",
+        None => "local",
+    };
+    let word = |b: bool| if b { "allow" } else { "refuse" };
+    println!(
+        "{}",
+        serde_json::json!({
+            "loopback": loopback,
+            "private": word(policy.allow_private),
+            "linkLocal": word(policy.allow_link_local),
+            "metadata": word(policy.allow_metadata),
+            "allowNetworks": texts(&policy.allowed_networks),
+            "refuseNetworks": texts(&policy.refused_networks),
+        })
+    );
 }
 
 /// Loads `dir/*.zone` into a database that hosts no zone yet.

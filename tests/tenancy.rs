@@ -340,9 +340,20 @@ async fn serve_honours_a_strict_installation_policy_in_its_own_checker() {
     assert!(probed.is_some(), "serve's checker never probed loopback: {}", status());
 
     // The operator decides: no loopback targets, for every process.
+    let shown = run_cli(&db, &["target-policy", "show"]);
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("the policy as JSON");
+    assert_eq!((shown["loopback"].as_str(), shown["private"].as_str()), (Some("local"), Some("allow")));
+    let bad = run_cli(&db, &["target-policy", "set", "--refuse-networks", "10.0.0.0/33"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("not a network"));
+    let set =
+        run_cli(&db, &["target-policy", "set", "--loopback", "refuse", "--refuse-networks", "10.9.0.0/16"]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     let store = db.store().await;
-    let strict = TargetPolicy { allow_loopback: Some(false), ..TargetPolicy::DEFAULT };
-    store.set_target_policy(&strict).await.unwrap();
+    let strict = TargetPolicy {
+        allow_loopback: Some(false),
+        refused_networks: vec!["10.9.0.0/16".parse().unwrap()],
+        ..TargetPolicy::DEFAULT
+    };
     assert_eq!(store.target_policy().await.unwrap(), strict);
     let refused = wait_until(Duration::from_secs(15), || {
         status()["checkers"][0]["lastError"].as_str().is_some_and(|e| e.starts_with("target refused"))
@@ -355,9 +366,21 @@ async fn serve_honours_a_strict_installation_policy_in_its_own_checker() {
     let after = hits.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_secs(3));
     assert!(hits.load(Ordering::SeqCst) <= after + 1, "probes went on after the policy change");
-    // serve's API refuses new ones alike.
+    // serve's API refuses new ones alike, and the refused network too.
     let r = api.post("/v1/health-checks", &json!({"type": "HTTP", "ip": "127.0.0.1", "port": port}));
     assert_error(&r, 400, Some("ip"), "target policy refuses");
+    let r = api.post("/v1/health-checks", &json!({"type": "HTTP", "ip": "10.9.1.1", "port": port}));
+    assert_error(&r, 400, Some("ip"), "10.9.0.0/16");
+    // Back to the default: the check is probed again.
+    assert!(
+        run_cli(&db, &["target-policy", "set", "--loopback", "local", "--refuse-networks", ""])
+            .status
+            .success()
+    );
+    assert_eq!(store.target_policy().await.unwrap(), TargetPolicy::DEFAULT);
+    let before = hits.load(Ordering::SeqCst);
+    let again = wait_until(Duration::from_secs(15), || hits.load(Ordering::SeqCst) > before + 1);
+    assert!(again.is_some(), "the check was not probed again after the policy allowed it");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,7 +14,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
+/// An IP network (`10.0.0.0/8`), as the policy lists them.
+pub use ipnet::IpNet;
 
 /// What kind of address a target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
