@@ -220,7 +220,8 @@ impl Store {
     }
 
     /// Makes an API key for an account. Every zone in `spec.zone_ids` must be
-    /// the account's.
+    /// the account's; past the account's key quota:
+    /// [`StoreError::LimitExceeded`].
     pub async fn create_api_key(&self, account_id: &str, spec: &KeySpec) -> Result<NewApiKey> {
         if let Some(name) = &spec.name
             && (name.chars().count() > MAX_KEY_NAME_LEN || name.chars().any(char::is_control))

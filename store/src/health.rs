@@ -3,9 +3,9 @@
 //! and what the health checker needs (the checks to probe, a change feed on
 //! `signpost_health_checks`, heartbeats, batched observation writes that
 //! announce verdict changes to the DNS servers), and the verdicts the DNS
-//! servers load. The rules themselves are pure: `spec` (validation),
-//! `target` (which addresses may be probed), `verdict` (quorum, override,
-//! calculated checks).
+//! servers load; and the installation's stored target policy. The rules
+//! themselves are pure: `spec` (validation), `target` (which addresses may
+//! be probed), `verdict` (quorum, override, calculated checks).
 
 pub mod spec;
 pub mod target;
@@ -309,7 +309,9 @@ impl Store {
     /// checks (`Invalid`, field `childHealthChecks[i]`). With a caller
     /// reference already used: the same settings give back the existing
     /// check (`created: false`), other settings are a [`StoreError::Conflict`]
-    /// (409). Checkers are notified and probe the new check at once.
+    /// (409). Past the account's health-check quota:
+    /// [`StoreError::LimitExceeded`]. Checkers are notified and probe the new
+    /// check at once.
     pub async fn create_health_check(
         &self,
         account_id: &str,

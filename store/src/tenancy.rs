@@ -8,7 +8,7 @@
 
 use signpost_core::ValidationError;
 
-/// Route 53's default quotas (route53.md §5), with a bound on API keys
+/// Route 53's default quotas (its DNS quotas page), with a bound on API keys
 /// that Route 53 does not have (its keys are IAM's): 100 per account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quotas {
