@@ -14,6 +14,7 @@ use signpost_health::CheckerConfig;
 use signpost_store::bootstrap::{DatabaseOrigin, locate_database};
 use signpost_store::health::TargetPolicy;
 use signpost_store::readiness::DatabaseState;
+use signpost_store::tenancy::{Quotas, TenancyRules};
 use signpost_store::{Store, ZoneDefaults};
 use tokio::sync::watch;
 
@@ -61,7 +62,9 @@ enum Command {
         api_addr: SocketAddr,
         #[command(flatten)]
         api: ApiArgs,
-        /// Allow health checks of loopback, private, link-local and cloud-metadata addresses.
+        /// Local mode for health-check targets, as `serve`: loopback allowed
+        /// unless the installation's target policy decides (private networks
+        /// follow the stored policy, which allows them by default).
         #[arg(long)]
         allow_private_targets: bool,
         /// MaxMind DB file for client locations in TestDNSAnswer (use the DNS servers' file).
@@ -87,6 +90,57 @@ enum Command {
         #[command(subcommand)]
         command: ZoneCommand,
     },
+    /// Show or change the installation's health-check target policy (the
+    /// API and every checker apply it; checkers pick a change up at once).
+    TargetPolicy {
+        #[command(subcommand)]
+        command: TargetPolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TargetPolicyCommand {
+    /// Print the stored policy as JSON.
+    Show,
+    /// Change the stored policy; settings not given keep their value.
+    Set(TargetPolicyArgs),
+}
+
+/// Whether a class of targets is allowed.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Allow {
+    Allow,
+    Refuse,
+}
+
+/// Loopback: allowed, refused, or allowed only in local mode (`serve`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LoopbackAllow {
+    Allow,
+    Refuse,
+    Local,
+}
+
+#[derive(clap::Args)]
+struct TargetPolicyArgs {
+    /// Loopback targets (`local`: only `serve` and `--allow-private-targets` processes).
+    #[arg(long)]
+    loopback: Option<LoopbackAllow>,
+    /// RFC 1918, RFC 6598, RFC 2544 and unique-local targets.
+    #[arg(long)]
+    private: Option<Allow>,
+    /// Link-local targets.
+    #[arg(long)]
+    link_local: Option<Allow>,
+    /// Cloud-metadata endpoints.
+    #[arg(long)]
+    metadata: Option<Allow>,
+    /// Networks allowed whatever their class (replaces the list; repeat or comma-separate; "" clears).
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    allow_networks: Option<Vec<String>>,
+    /// Networks always refused (replaces the list; repeat or comma-separate; "" clears).
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    refuse_networks: Option<Vec<String>>,
 }
 
 #[derive(clap::Args)]
@@ -202,6 +256,53 @@ struct ApiArgs {
     /// JSON price list for usage costs (PriceTable's camelCase fields; missing ones keep Route 53's prices).
     #[arg(long)]
     prices: Option<PathBuf>,
+    /// Requests per second allowed per account, over all its keys (default: twice --api-rate-limit).
+    #[arg(long)]
+    api_account_rate_limit: Option<u32>,
+    /// Requests per account allowed at once above the rate (default: twice --api-rate-burst).
+    #[arg(long)]
+    api_account_rate_burst: Option<u32>,
+    /// Requests per second without a valid key allowed per client address (IPv6: per /64).
+    #[arg(long, default_value_t = 20)]
+    api_address_rate_limit: u32,
+    /// Requests without a valid key allowed at once per client address.
+    #[arg(long, default_value_t = 100)]
+    api_address_rate_burst: u32,
+    #[command(flatten)]
+    tenancy: TenancyArgs,
+}
+
+#[derive(clap::Args)]
+struct TenancyArgs {
+    /// Allow zones named by a top-level name or a public suffix (`net.`, `co.uk.`, `in-addr.arpa.`).
+    #[arg(long)]
+    allow_public_suffix_zones: bool,
+    /// Hosted zones per account (Route 53's default quota).
+    #[arg(long, default_value_t = Quotas::default().zones_per_account)]
+    max_zones_per_account: u32,
+    /// Record sets per hosted zone, SOA and NS included (Route 53's default quota).
+    #[arg(long, default_value_t = Quotas::default().record_sets_per_zone)]
+    max_record_sets_per_zone: u32,
+    /// Health checks per account (Route 53's default quota).
+    #[arg(long, default_value_t = Quotas::default().health_checks_per_account)]
+    max_health_checks_per_account: u32,
+    /// API keys per account.
+    #[arg(long, default_value_t = Quotas::default().api_keys_per_account)]
+    max_api_keys_per_account: u32,
+}
+
+impl TenancyArgs {
+    fn rules(&self) -> TenancyRules {
+        TenancyRules {
+            allow_public_suffix_zones: self.allow_public_suffix_zones,
+            quotas: Quotas {
+                zones_per_account: self.max_zones_per_account,
+                record_sets_per_zone: self.max_record_sets_per_zone,
+                health_checks_per_account: self.max_health_checks_per_account,
+                api_keys_per_account: self.max_api_keys_per_account,
+            },
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -209,7 +310,8 @@ struct CheckerArgs {
     /// The region this checker reports as (shown per checker in a check's status).
     #[arg(long)]
     region: String,
-    /// Allow probing loopback, private, link-local and cloud-metadata addresses.
+    /// Local mode for targets, as `serve`: loopback allowed unless the
+    /// installation's target policy decides.
     #[arg(long)]
     allow_private_targets: bool,
     /// Most probes in flight at once.
@@ -249,6 +351,9 @@ enum ZoneCommand {
         /// Origin when the file has no $ORIGIN (default: the file name without .zone).
         #[arg(long)]
         origin: Option<String>,
+        /// Allow a zone named by a top-level name or a public suffix.
+        #[arg(long)]
+        allow_public_suffix_zones: bool,
         #[command(flatten)]
         zones: ZoneArgs,
     },
@@ -312,8 +417,12 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::json!({"accountId": account.account_id, "apiKey": account.api_key}));
             Ok(())
         }
-        Command::Zone { command: ZoneCommand::Import { file, account, origin, zones } } => {
+        Command::Zone {
+            command: ZoneCommand::Import { file, account, origin, allow_public_suffix_zones, zones },
+        } => {
             let defaults = ZoneDefaults { nameservers: zones.nameservers };
+            let rules = TenancyRules { allow_public_suffix_zones, ..TenancyRules::default() };
+            let store = store.with_rules(rules);
             let (name, count) =
                 import_zone_file(&store, &file, &account, origin.as_deref(), &defaults).await?;
             println!("imported {name}: {count} record sets");
@@ -326,6 +435,15 @@ async fn run(cli: Cli) -> Result<()> {
             let origin = parse_name(&zone.name, "name")?;
             let serial = u32::try_from(zone.serial).unwrap_or(u32::MAX);
             print!("{}", render_zone_file(&origin, serial, &rrsets));
+            Ok(())
+        }
+        Command::TargetPolicy { command } => {
+            let mut policy = store.target_policy().await?;
+            if let TargetPolicyCommand::Set(args) = command {
+                apply_target_policy_args(&mut policy, args)?;
+                store.set_target_policy(&policy).await.context("storing the target policy")?;
+            }
+            print_target_policy(&policy);
             Ok(())
         }
         Command::Serve { dns, api_addr, api, zones_dir: _, zones } => {
@@ -343,17 +461,18 @@ async fn run(cli: Cli) -> Result<()> {
                 shutdown.clone(),
             )
             .await?;
-            let checker_config = CheckerConfig::new("local", TargetPolicy::ALLOW_PRIVATE);
+            let checker_config = CheckerConfig::new("local", true);
             let checker = tokio::spawn(checker_when_ready(
                 store.clone(),
                 checker_config,
                 database.clone(),
                 shutdown.clone(),
             ));
-            // `serve` is for local use: private health-check targets are allowed.
+            // `serve` is for local use: loopback health-check targets are
+            // allowed unless the installation's stored policy decides.
             let setup = ApiSetup {
                 zone_defaults: defaults,
-                target_policy: TargetPolicy::ALLOW_PRIVATE,
+                local_targets: true,
                 geo,
                 database,
                 readiness: Some(dns_readiness(dns_server.state.clone())),
@@ -370,11 +489,10 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Checker { checker: args } => {
             let (stop, shutdown) = watch::channel(false);
-            let policy = TargetPolicy { allow_private: args.allow_private_targets };
             let config = CheckerConfig {
                 max_concurrent_probes: args.max_concurrent_probes.max(1),
                 source_addr: args.source_addr,
-                ..CheckerConfig::new(&args.region, policy)
+                ..CheckerConfig::new(&args.region, args.allow_private_targets)
             };
             let checker = tokio::spawn(checker_when_ready(store.clone(), config, database, shutdown));
             wait_for_signal(&mut term).await;
@@ -396,7 +514,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (stop, shutdown) = watch::channel(false);
             let setup = ApiSetup {
                 zone_defaults: ZoneDefaults { nameservers: zones.nameservers },
-                target_policy: TargetPolicy { allow_private: allow_private_targets },
+                local_targets: allow_private_targets,
                 geo: load_geo(geoip_db.as_deref())?,
                 database,
                 readiness: None,
@@ -630,8 +748,8 @@ async fn start_checker(
 struct ApiSetup {
     /// SOA and NS of new zones.
     zone_defaults: ZoneDefaults,
-    /// Which health-check targets may be created.
-    target_policy: TargetPolicy,
+    /// Local mode for health-check targets (loopback unless the stored policy decides).
+    local_targets: bool,
     /// Client locations for TestDNSAnswer.
     geo: Option<Arc<dyn GeoLocator>>,
     /// Whether the database is migrated (/v1 answers 503 before).
@@ -657,6 +775,19 @@ async fn start_api(
         (Some(per_second), Some(burst)) => Some(signpost_api::RateLimit { per_second, burst }),
         _ => None,
     };
+    let account_rate_limit = rate_limit.map(|key| {
+        let doubled = key.doubled();
+        let nonzero = |v: Option<u32>, default| v.and_then(std::num::NonZeroU32::new).unwrap_or(default);
+        signpost_api::RateLimit {
+            per_second: nonzero(args.api_account_rate_limit, doubled.per_second),
+            burst: nonzero(args.api_account_rate_burst, doubled.burst),
+        }
+    });
+    let address_rate_limit = signpost_api::RateLimit {
+        per_second: std::num::NonZeroU32::new(args.api_address_rate_limit)
+            .unwrap_or(std::num::NonZeroU32::MIN),
+        burst: std::num::NonZeroU32::new(args.api_address_rate_burst).unwrap_or(std::num::NonZeroU32::MIN),
+    };
     let geo = setup.geo;
     let setup_database = setup.database.clone();
     let prices = match &args.prices {
@@ -671,15 +802,19 @@ async fn start_api(
     let config = signpost_api::ApiConfig {
         max_body_bytes: args.api_max_body,
         rate_limit,
+        account_rate_limit,
+        address_rate_limit,
         zone_defaults: setup.zone_defaults,
-        target_policy: setup.target_policy,
+        local_targets: setup.local_targets,
         geo,
         prices,
         database: Some(setup.database.clone()),
         readiness: setup.readiness,
         ..Default::default()
     };
-    let api_store = store.with_pool(16, std::time::Duration::from_millis(args.api_db_timeout_ms.max(1)));
+    let api_store = store
+        .with_pool(16, std::time::Duration::from_millis(args.api_db_timeout_ms.max(1)))
+        .with_rules(args.tenancy.rules());
     let state =
         signpost_api::ApiState::new(api_store, registry, config).context("registering the API's metrics")?;
     let (local, serve) =
@@ -757,6 +892,63 @@ async fn import_zone_file(
         .await
         .with_context(|| format!("importing {}", file.display()))?;
     Ok((zone_name, count))
+}
+
+fn apply_target_policy_args(policy: &mut TargetPolicy, args: TargetPolicyArgs) -> Result<()> {
+    let allowed = |a: Allow| matches!(a, Allow::Allow);
+    if let Some(loopback) = args.loopback {
+        policy.allow_loopback = match loopback {
+            LoopbackAllow::Allow => Some(true),
+            LoopbackAllow::Refuse => Some(false),
+            LoopbackAllow::Local => None,
+        };
+    }
+    if let Some(a) = args.private {
+        policy.allow_private = allowed(a);
+    }
+    if let Some(a) = args.link_local {
+        policy.allow_link_local = allowed(a);
+    }
+    if let Some(a) = args.metadata {
+        policy.allow_metadata = allowed(a);
+    }
+    let networks = |texts: Vec<String>| -> Result<Vec<signpost_store::health::target::IpNet>> {
+        texts
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().parse().with_context(|| format!("{t:?} is not a network like 10.0.0.0/8")))
+            .collect()
+    };
+    if let Some(list) = args.allow_networks {
+        policy.allowed_networks = networks(list)?;
+    }
+    if let Some(list) = args.refuse_networks {
+        policy.refused_networks = networks(list)?;
+    }
+    Ok(())
+}
+
+fn print_target_policy(policy: &TargetPolicy) {
+    let texts = |nets: &[signpost_store::health::target::IpNet]| {
+        nets.iter().map(|n| n.to_string()).collect::<Vec<_>>()
+    };
+    let loopback = match policy.allow_loopback {
+        Some(true) => "allow",
+        Some(false) => "refuse",
+        None => "local",
+    };
+    let word = |b: bool| if b { "allow" } else { "refuse" };
+    println!(
+        "{}",
+        serde_json::json!({
+            "loopback": loopback,
+            "private": word(policy.allow_private),
+            "linkLocal": word(policy.allow_link_local),
+            "metadata": word(policy.allow_metadata),
+            "allowNetworks": texts(&policy.allowed_networks),
+            "refuseNetworks": texts(&policy.refused_networks),
+        })
+    );
 }
 
 /// Loads `dir/*.zone` into a database that hosts no zone yet.

@@ -130,7 +130,7 @@ pub fn check_rrset_fields(rrset: &RecordSet) -> Result<(), ValidationError> {
         return Err(ValidationError::new("healthCheckId", format!("no health check {id:?} in this account")));
     }
     if let Some(cidr) = &rrset.cidr_routing {
-        if !is_id(&cidr.collection_id, 'C') {
+        if !signpost_store::routing_api::is_collection_id(&cidr.collection_id) {
             return Err(ValidationError::new(
                 "cidrRouting.collectionId",
                 format!("no CIDR collection {:?} in this account", cidr.collection_id),

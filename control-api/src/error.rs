@@ -90,6 +90,21 @@ impl ApiError {
         )
     }
 
+    /// 400 `LimitExceeded`: the command would exceed an installation quota
+    /// (Route 53 answers its `TooMany…` errors with 400 too).
+    pub fn limit_exceeded(e: &signpost_store::tenancy::LimitExceeded) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "LimitExceeded", e.to_string())
+    }
+
+    /// 415: a JSON body sent with another content type.
+    pub fn unsupported_media_type(got: &str) -> Self {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("send JSON bodies as Content-Type: application/json (got {got:?})"),
+        )
+    }
+
     /// 429 with the time until the key may send again.
     pub fn throttled(wait: Duration) -> Self {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -124,6 +139,7 @@ impl ApiError {
                 ApiError::conflict("Conflict", message).with_field(field)
             }
             StoreError::NotFound(what) => ApiError::not_found(not_found, format!("no such {what}")),
+            StoreError::LimitExceeded(e) => ApiError::limit_exceeded(&e),
             other if other.is_unavailable() => {
                 tracing::warn!(error = %other, "database unavailable");
                 ApiError::unavailable("the database is unavailable; retry later")
@@ -213,5 +229,12 @@ mod tests {
             "x",
         );
         assert_eq!((e.status, e.field.as_deref()), (StatusCode::CONFLICT, Some("name")));
+        let quota = signpost_store::tenancy::LimitExceeded {
+            quota: signpost_store::tenancy::Quota::ZonesPerAccount,
+            limit: 2,
+        };
+        let e = ApiError::from_store(quota.into(), "x");
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "LimitExceeded"));
+        assert!(e.message.contains("max-zones-per-account"), "{}", e.message);
     }
 }

@@ -1,7 +1,8 @@
 //! Request extractors that fail with the API's JSON errors: a JSON body
-//! (400 naming the field for malformed JSON and wrong types, never axum's
-//! plain-text 422; 413 over the bound), a text body, query parameters and
-//! the `{id}` path parameter.
+//! (415 unless sent as `application/json`; 400 unless it is one JSON
+//! object; 400 naming the field for malformed JSON and wrong types, never
+//! axum's plain-text 422; 413 over the bound), a text body (zone files, any
+//! content type), query parameters and the `{id}` path parameter.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -88,12 +89,41 @@ fn named_field(message: &str) -> Option<String> {
     rest.split_once('`').map(|(name, _)| name.to_string()).filter(|name| !name.is_empty())
 }
 
+/// 415 unless the request says its body is JSON (`application/json`, any
+/// parameters, any case).
+fn require_json_content_type(req: &Request) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(axum::http::header::CONTENT_TYPE) else {
+        return Err(ApiError::unsupported_media_type("none"));
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(text))
+    }
+}
+
+/// Parses a request body: one JSON object (serde would also read a struct
+/// from an array, so anything else is refused first).
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // Malformed JSON says where; well-formed JSON that is not an object
+        // says what is wanted.
+        parse_json::<serde::de::IgnoredAny>(bytes)?;
+        return Err(ApiError::invalid("", "the request body must be one JSON object ({...})"));
+    }
+    parse_json(bytes)
+}
+
 impl<T: DeserializeOwned> FromRequest<ApiState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &ApiState) -> Result<Self, ApiError> {
+        require_json_content_type(&req)?;
         let bytes = read_body(req, state).await?;
-        parse_json(&bytes).map(ApiJson)
+        parse_json_object(&bytes).map(ApiJson)
     }
 }
 
@@ -168,5 +198,37 @@ mod tests {
         let e = parse_json::<Outer>(br#"{"items": [{}]}"#).unwrap_err();
         assert!(e.message.contains("missing field"), "{}", e.message);
         assert_eq!(e.field.as_deref(), Some("items[0].ttl"));
+    }
+
+    #[test]
+    fn a_body_is_one_object() {
+        // serde reads a struct from an array: `[[]]` would be `{"items": []}`.
+        assert!(parse_json::<Outer>(b"[[]]").is_ok());
+        for body in [&b"[[]]"[..], b"null", b"1", b"\"x\"", b" true"] {
+            let e = parse_json_object::<Outer>(body).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert!(e.message.contains("one JSON object"), "{}", e.message);
+        }
+        for malformed in [&b""[..], b"  [", b"nope"] {
+            assert_eq!(parse_json_object::<Outer>(malformed).unwrap_err().code, "MalformedJson");
+        }
+        assert!(parse_json_object::<Outer>(b" {\"items\": []}").is_ok());
+    }
+
+    #[test]
+    fn json_bodies_need_the_json_content_type() {
+        let with = |value: Option<&str>| {
+            let mut builder = Request::builder();
+            if let Some(v) = value {
+                builder = builder.header("content-type", v);
+            }
+            require_json_content_type(&builder.body(axum::body::Body::empty()).unwrap())
+        };
+        assert!(with(Some("application/json")).is_ok());
+        assert!(with(Some("Application/JSON; charset=utf-8")).is_ok());
+        for other in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+            let e = with(other).unwrap_err();
+            assert_eq!((e.status, e.code), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"));
+        }
     }
 }

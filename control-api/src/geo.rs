@@ -68,8 +68,9 @@ mod tests {
         assert!(is_continent("EU") && !is_continent("XX"));
         assert!(is_subdivision("US", "CA") && !is_subdivision("US", "XX"));
         assert!(is_subdivision("DE", "BY") && !is_subdivision("DE", "TOOLONG"));
-        let mut sorted: Vec<&str> = COUNTRIES.split(' ').collect();
-        sorted.dedup();
-        assert_eq!(sorted.len(), 250, "no duplicates");
+        let unique: std::collections::HashSet<&str> = COUNTRIES.split(' ').collect();
+        assert_eq!(unique.len(), 250, "no duplicates");
+        let unique_states: std::collections::HashSet<&str> = US_STATES.split(' ').collect();
+        assert_eq!(unique_states.len(), 51, "no duplicate states");
     }
 }

@@ -30,14 +30,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use signpost_core::geo::GeoLocator;
 use signpost_core::usage::PriceTable;
-use signpost_store::health::TargetPolicy;
 use signpost_store::readiness::DatabaseState;
 use signpost_store::{Store, ZoneDefaults};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use auth::RateLimit;
-use auth::{KeyLimiter, authenticate};
+use auth::{AddressLimiter, KeyLimiter, Limiters, authenticate};
 use error::ApiError;
 use metrics::HttpMetrics;
 
@@ -49,14 +48,21 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub struct ApiConfig {
     /// Largest request body (413 above).
     pub max_body_bytes: usize,
-    /// Per-key rate limit; `None` turns limiting off.
+    /// Per-key rate limit; `None` turns every rate limit off.
     pub rate_limit: Option<RateLimit>,
+    /// Per-account rate limit, shared by the account's keys (`None`: twice
+    /// the per-key limit).
+    pub account_rate_limit: Option<RateLimit>,
+    /// Requests without a valid key allowed per client address (before
+    /// any lookup of the key).
+    pub address_rate_limit: RateLimit,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
     /// SOA and NS of zones created through the API.
     pub zone_defaults: ZoneDefaults,
-    /// Which health-check targets may be created (default: public addresses only).
-    pub target_policy: TargetPolicy,
+    /// Local mode (`serve`, `--allow-private-targets`): loopback health-check
+    /// targets are allowed unless the installation's stored policy decides.
+    pub local_targets: bool,
     /// Where clients are, for TestDNSAnswer (`None`: every location unknown).
     pub geo: Option<Arc<dyn GeoLocator>>,
     /// Prices of usage (default: Route 53's).
@@ -75,9 +81,11 @@ impl std::fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rate_limit", &self.rate_limit)
+            .field("account_rate_limit", &self.account_rate_limit)
+            .field("address_rate_limit", &self.address_rate_limit)
             .field("request_timeout", &self.request_timeout)
             .field("zone_defaults", &self.zone_defaults)
-            .field("target_policy", &self.target_policy)
+            .field("local_targets", &self.local_targets)
             .field("geo", &self.geo.is_some())
             .field("prices", &self.prices)
             .field("database", &self.database.as_ref().map(|d| *d.borrow()))
@@ -91,9 +99,11 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             rate_limit: Some(RateLimit::default()),
+            account_rate_limit: None,
+            address_rate_limit: RateLimit::ADDRESS_DEFAULT,
             request_timeout: Duration::from_secs(30),
             zone_defaults: ZoneDefaults::default(),
-            target_policy: TargetPolicy::STRICT,
+            local_targets: false,
             geo: None,
             prices: PriceTable::default(),
             database: None,
@@ -111,8 +121,8 @@ pub struct ApiState {
     pub registry: prometheus::Registry,
     /// Settings.
     pub config: Arc<ApiConfig>,
-    /// Per-key token buckets, when limiting is on.
-    pub limiter: Option<Arc<KeyLimiter>>,
+    /// Token buckets per key, account and client address, when limiting is on.
+    pub limiter: Option<Arc<Limiters>>,
     /// The API's own metrics.
     pub metrics: HttpMetrics,
     /// What the background database probe last saw (/healthz, /readyz).
@@ -127,7 +137,14 @@ impl ApiState {
         config: ApiConfig,
     ) -> Result<Self, prometheus::Error> {
         let metrics = HttpMetrics::register(&registry)?;
-        let limiter = config.rate_limit.map(|limit| Arc::new(KeyLimiter::new(limit)));
+        let limiter = config.rate_limit.map(|limit| {
+            let account = config.account_rate_limit.unwrap_or_else(|| limit.doubled());
+            Arc::new(Limiters {
+                keys: KeyLimiter::new(limit),
+                accounts: KeyLimiter::new(account),
+                addresses: AddressLimiter::new(config.address_rate_limit),
+            })
+        });
         let database_probe = Arc::default();
         Ok(ApiState { store, registry, config: Arc::new(config), limiter, metrics, database_probe })
     }
@@ -210,7 +227,7 @@ pub async fn bind(
     tokio::spawn(routes::system::probe_database(state.clone(), shutdown.clone()));
     let app = router(state);
     let serve = async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })

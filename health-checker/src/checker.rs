@@ -30,8 +30,9 @@ pub struct CheckerConfig {
     pub region: String,
     /// Its id in `health_checkers` (default: region, process id and a random suffix).
     pub checker_id: Option<String>,
-    /// Which targets it may probe.
-    pub policy: TargetPolicy,
+    /// Local mode (`serve`, `--allow-private-targets`): loopback targets
+    /// are allowed unless the installation's stored policy decides.
+    pub local_targets: bool,
     /// Probes in flight at once.
     pub max_concurrent_probes: usize,
     /// The source address of probe connections (default: the system's choice).
@@ -46,11 +47,11 @@ pub struct CheckerConfig {
 
 impl CheckerConfig {
     /// Defaults for a checker in `region`.
-    pub fn new(region: &str, policy: TargetPolicy) -> Self {
+    pub fn new(region: &str, local_targets: bool) -> Self {
         CheckerConfig {
             region: region.to_string(),
             checker_id: None,
-            policy,
+            local_targets,
             max_concurrent_probes: 256,
             source_addr: None,
             poll_interval: Duration::from_secs(15),
@@ -90,7 +91,13 @@ impl Checker {
         if config.region.is_empty() || config.region.len() > 64 {
             return Err(CheckerError::Region);
         }
-        let prober = Arc::new(Prober::new(config.policy, config.source_addr)?);
+        // The stored policy, in this process's mode; until it can be read,
+        // the built-in default (the same as the migration's row).
+        let policy = store.target_policy().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "health checker: reading the target policy failed; using the default");
+            TargetPolicy::DEFAULT
+        });
+        let prober = Arc::new(Prober::new(policy.in_mode(config.local_targets), config.source_addr)?);
         let id = config.checker_id.clone().unwrap_or_else(|| {
             format!("{}-{}-{:08x}", config.region, std::process::id(), rand::random::<u32>())
         });
@@ -135,6 +142,7 @@ struct Loop {
     results: mpsc::UnboundedSender<ProbeDone>,
     writes: mpsc::UnboundedSender<WriteItem>,
     loaded: bool,
+    local_targets: bool,
 }
 
 async fn run(
@@ -144,7 +152,7 @@ async fn run(
     prober: Arc<Prober>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    tracing::info!(checker = %id, region = %config.region, allow_private = config.policy.allow_private, "health checker started");
+    tracing::info!(checker = %id, region = %config.region, local_targets = config.local_targets, "health checker started");
     let (feed_tx, mut feed_rx) = mpsc::channel(64);
     let feed = tokio::spawn(feed::run(store.clone(), config.poll_interval, feed_tx, shutdown.clone()));
     let (write_tx, write_rx) = mpsc::unbounded_channel();
@@ -172,6 +180,7 @@ async fn run(
         results: results_tx,
         writes: write_tx,
         loaded: false,
+        local_targets: config.local_targets,
     };
     loop {
         let wake = state.schedule.next_at().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -230,6 +239,8 @@ impl Loop {
             FeedEvent::Removed(id) => {
                 self.entries.remove(&id);
             }
+            // The full reload that follows judges every check again.
+            FeedEvent::Policy(policy) => self.prober.set_policy(policy.in_mode(self.local_targets)),
         }
     }
 
@@ -241,9 +252,8 @@ impl Loop {
             self.entries.remove(&check.id);
             return;
         }
-        if self.entries.get(&check.id).is_some_and(|e| *e.config == check.config) {
-            return;
-        }
+        // Judged before the unchanged shortcut: a check probed until now is
+        // dropped when the installation's policy stops allowing it.
         if let Some(refusal) = self.prober.refusal(&check.config) {
             // Not probed; the status shows why. The row does not count.
             tracing::warn!(check = %check.id, reason = %refusal, "health check not probed");
@@ -257,6 +267,9 @@ impl Loop {
                 last_error: Some(refusal),
             };
             let _ = self.writes.send(WriteItem { observation, flip: None, announce: false });
+            return;
+        }
+        if self.entries.get(&check.id).is_some_and(|e| *e.config == check.config) {
             return;
         }
         let interval = Duration::from_secs(u64::from(check.config.request_interval.max(1)));

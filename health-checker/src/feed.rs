@@ -1,12 +1,13 @@
 //! The checks a checker probes, kept current: a full load at start, then
 //! the store's [`ChangeFeed`]: every `HEALTH` change that names a check
-//! (created, deleted, overridden) reloads that check. The feed is gap-free
+//! (created, deleted, overridden) reloads that check; a `TARGET_POLICY`
+//! change reloads the policy and every check. The feed is gap-free
 //! and polls when LISTEN is down, so no check is missed; a full reload every
 //! poll interval still finds checks written by other means.
 
 use std::time::Duration;
 
-use signpost_store::health::HealthCheck;
+use signpost_store::health::{HealthCheck, TargetPolicy};
 use signpost_store::{ChangeBatch, ChangeFeed, Store, StoreError};
 use tokio::sync::{mpsc, watch};
 
@@ -22,6 +23,8 @@ pub enum FeedEvent {
     Upsert(Box<HealthCheck>),
     /// One check deleted.
     Removed(String),
+    /// The installation's target policy, as stored (sent before every full load).
+    Policy(TargetPolicy),
 }
 
 /// Follows the checks until shutdown, sending events to `out`.
@@ -53,6 +56,14 @@ pub async fn run(
             return;
         }
         if reload {
+            match store.target_policy().await {
+                Ok(policy) => {
+                    if out.send(FeedEvent::Policy(policy)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "loading the target policy failed; will retry"),
+            }
             match store.probe_targets().await {
                 Ok(all) => {
                     reload = false;
@@ -69,6 +80,10 @@ pub async fn run(
             _ = tokio::time::sleep(RETRY), if reload => {}
             batch = feed.next() => match changed_checks(&store, &batch).await {
                 Ok(events) => {
+                    // A new target policy: reload it and every check (each is judged again).
+                    if batch.has_target_policy() {
+                        reload = true;
+                    }
                     for event in events {
                         if out.send(event).await.is_err() {
                             return;

@@ -9,6 +9,7 @@
 
 use std::error::Error as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use signpost_store::health::{CheckType, HealthCheckConfig, TargetPolicy};
@@ -56,11 +57,12 @@ pub enum ProberError {
     Http(#[from] reqwest::Error),
 }
 
-/// Runs probes; cheap to share (`Arc`).
+/// Runs probes; cheap to share (`Arc`). The target policy can be replaced
+/// while probes run (the installation's policy changed).
 #[derive(Debug, Clone)]
 pub struct Prober {
     client: reqwest::Client,
-    policy: TargetPolicy,
+    policy: Arc<RwLock<Arc<TargetPolicy>>>,
     source: Option<IpAddr>,
 }
 
@@ -88,18 +90,23 @@ impl Prober {
             .user_agent(concat!("Signpost-Health-Check/", env!("CARGO_PKG_VERSION")))
             .local_address(source)
             .build()?;
-        Ok(Prober { client, policy, source })
+        Ok(Prober { client, policy: Arc::new(RwLock::new(Arc::new(policy))), source })
     }
 
     /// The target policy in force.
-    pub fn policy(&self) -> TargetPolicy {
-        self.policy
+    pub fn policy(&self) -> Arc<TargetPolicy> {
+        self.policy.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the target policy (for the probes that start from now on).
+    pub fn set_policy(&self, policy: TargetPolicy) {
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
     }
 
     /// Whether the check's IP (if it has one) may be probed; `None`: yes.
     pub fn refusal(&self, check: &HealthCheckConfig) -> Option<String> {
         let ip = check.ip?;
-        self.policy.check_ip(ip).err().map(|e| format!("target refused: {}", e.message))
+        self.policy().check_ip(ip).err().map(|e| format!("target refused: {}", e.message))
     }
 
     /// Probes the check's endpoint once.
@@ -119,10 +126,11 @@ impl Prober {
     /// The address to connect to: the check's IP, or its host resolved now
     /// (first IPv4 address); either must pass the policy.
     async fn address(&self, check: &HealthCheckConfig, deadline: Instant) -> Result<IpAddr, String> {
+        let policy = self.policy();
         let ip = match (check.ip, &check.host) {
             (Some(ip), _) => ip,
             (None, Some(host)) => {
-                self.policy.check_host(host).map_err(|e| format!("target refused: {}", e.message))?;
+                policy.check_host(host).map_err(|e| format!("target refused: {}", e.message))?;
                 let lookup = tokio::net::lookup_host((host.as_str(), check.port.unwrap_or(80)));
                 let addrs = match timeout(left(deadline), lookup).await {
                     Err(_) => return Err(format!("timeout resolving {host}")),
@@ -136,7 +144,7 @@ impl Prober {
             }
             (None, None) => return Err("the check has no ip or host".into()),
         };
-        self.policy.check_ip(ip).map_err(|e| format!("target refused: {}", e.message))?;
+        policy.check_ip(ip).map_err(|e| format!("target refused: {}", e.message))?;
         Ok(ip)
     }
 
@@ -292,5 +300,10 @@ mod tests {
         };
         assert!(strict.refusal(&check).unwrap().contains("private address"));
         assert!(Prober::new(TargetPolicy::ALLOW_PRIVATE, None).unwrap().refusal(&check).is_none());
+        // A policy change applies to what is judged from then on.
+        strict.set_policy(TargetPolicy::DEFAULT);
+        assert!(strict.refusal(&check).is_none());
+        let loopback = HealthCheckConfig { ip: Some("127.0.0.1".parse().unwrap()), ..check };
+        assert!(strict.refusal(&loopback).unwrap().contains("signpost serve"));
     }
 }

@@ -14,6 +14,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgPoolOptions, PgRow};
 
 use crate::feed::{NewChange, append};
+use crate::tenancy::{Quota, check_quota};
 use crate::{ChangeInfo, Result, Store, StoreError, hash_api_key, new_api_key};
 
 /// Longest API key name.
@@ -186,6 +187,21 @@ fn key_info(row: &PgRow) -> Result<ApiKeyInfo> {
     })
 }
 
+/// Serializes the commands that count an account's objects against `quota`
+/// and then add one (a transaction-scoped advisory lock per account and quota).
+pub(crate) async fn lock_account_quota(
+    conn: &mut sqlx::PgConnection,
+    quota: Quota,
+    account_id: &str,
+) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(0x5350_0000_i32 + quota as i32)
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX - 1).saturating_add(1)
 }
@@ -200,11 +216,12 @@ impl Store {
             .max_connections(max_connections.max(1))
             .acquire_timeout(acquire_timeout)
             .connect_lazy_with(options);
-        Store { pool }
+        Store { pool, rules: self.rules }
     }
 
     /// Makes an API key for an account. Every zone in `spec.zone_ids` must be
-    /// the account's.
+    /// the account's; past the account's key quota:
+    /// [`StoreError::LimitExceeded`].
     pub async fn create_api_key(&self, account_id: &str, spec: &KeySpec) -> Result<NewApiKey> {
         if let Some(name) = &spec.name
             && (name.chars().count() > MAX_KEY_NAME_LEN || name.chars().any(char::is_control))
@@ -240,6 +257,14 @@ impl Store {
             }
         };
         let api_key = new_api_key();
+        let mut tx = self.pool.begin().await?;
+        lock_account_quota(&mut tx, Quota::ApiKeysPerAccount, account_id).await?;
+        let keys: i64 = sqlx::query("SELECT count(*) AS n FROM api_keys WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        check_quota(Quota::ApiKeysPerAccount, &self.rules().quotas, keys, 1)?;
         let row = sqlx::query(
             "INSERT INTO api_keys (account_id, name, key_hash, read_only, zone_ids)
              VALUES ($1, $2, $3, $4, $5) RETURNING id, name, read_only, zone_ids, created_at",
@@ -249,8 +274,9 @@ impl Store {
         .bind(hash_api_key(&api_key))
         .bind(spec.read_only)
         .bind(&zone_ids)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(NewApiKey { info: key_info(&row)?, api_key })
     }
 
@@ -346,24 +372,6 @@ impl Store {
             Some(row) => zone_details(&row),
             None => Err(StoreError::NotFound(format!("hosted zone {zone_id}"))),
         }
-    }
-
-    /// A zone of another account that `name` equals, lies inside, or
-    /// contains: the DNS servers answer for every hosted zone, so such a zone
-    /// would let one account answer for another's names.
-    pub async fn zone_name_taken_by_other(&self, account_id: &str, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT name FROM hosted_zones
-             WHERE account_id <> $1
-               AND (name = $2 OR right($2, length(name) + 1) = '.' || name
-                    OR right(name, length($2) + 1) = '.' || $2)
-             ORDER BY name LIMIT 1",
-        )
-        .bind(account_id)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok(r.try_get("name")?)).transpose()
     }
 
     /// The change that created a zone (the first of its log).

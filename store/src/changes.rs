@@ -127,7 +127,13 @@ impl Store {
         check: ZoneCheck<'_>,
     ) -> Result<ChangeInfo> {
         let mut tx = self.pool().begin().await?;
-        let info = apply_changes_in(&mut tx, zone_id, account_id, changes, comment, check).await?;
+        // Route 53's record-set quota, checked on the zone as the batch leaves it.
+        let quotas = &self.rules().quotas;
+        let with_quota = |zone: &HostedZone, all: &[RecordSet]| -> Result<()> {
+            crate::tenancy::check_record_set_quota(quotas, all.len(), changes)?;
+            check(zone, all)
+        };
+        let info = apply_changes_in(&mut tx, zone_id, account_id, changes, comment, &with_quota).await?;
         tx.commit().await?;
         Ok(info)
     }

@@ -60,12 +60,20 @@ pub enum ChangeKind {
     Health,
     /// An account's routing data (CIDR collections, latency table, regions).
     Routing,
+    /// The installation's health-check target policy (checkers reload it
+    /// and judge every check again).
+    TargetPolicy,
 }
 
 impl ChangeKind {
     /// Every kind.
-    pub const ALL: [ChangeKind; 4] =
-        [ChangeKind::Zone, ChangeKind::ZoneDeleted, ChangeKind::Health, ChangeKind::Routing];
+    pub const ALL: [ChangeKind; 5] = [
+        ChangeKind::Zone,
+        ChangeKind::ZoneDeleted,
+        ChangeKind::Health,
+        ChangeKind::Routing,
+        ChangeKind::TargetPolicy,
+    ];
 
     /// The stored spelling (the column's CHECK lists the same words).
     pub fn as_str(self) -> &'static str {
@@ -74,6 +82,7 @@ impl ChangeKind {
             ChangeKind::ZoneDeleted => "ZONE_DELETED",
             ChangeKind::Health => "HEALTH",
             ChangeKind::Routing => "ROUTING",
+            ChangeKind::TargetPolicy => "TARGET_POLICY",
         }
     }
 
@@ -143,6 +152,11 @@ impl<'a> NewChange<'a> {
     /// An account's routing data changed.
     pub fn routing(account_id: &'a str) -> Self {
         NewChange::of(ChangeKind::Routing, Some(account_id), None)
+    }
+
+    /// The installation's health-check target policy changed.
+    pub fn target_policy() -> Self {
+        NewChange::of(ChangeKind::TargetPolicy, None, None)
     }
 
     /// With a comment.
@@ -268,6 +282,11 @@ impl ChangeBatch {
     /// Whether health verdicts may have changed.
     pub fn has_health(&self) -> bool {
         self.rows.iter().any(|r| r.kind == ChangeKind::Health)
+    }
+
+    /// Whether the health-check target policy changed.
+    pub fn has_target_policy(&self) -> bool {
+        self.rows.iter().any(|r| r.kind == ChangeKind::TargetPolicy)
     }
 
     /// The health checks created, deleted or changed.

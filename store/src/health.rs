@@ -3,7 +3,8 @@
 //! and what the health checker needs (the checks to probe, found again by
 //! the `HEALTH` changes that name them in the change log, heartbeats,
 //! batched observation writes that announce verdict changes to the DNS
-//! servers), and the verdicts the DNS servers load. The rules themselves
+//! servers), the verdicts the DNS servers load, and the installation's
+//! stored target policy. The rules themselves
 //! are pure: `spec` (validation),
 //! `target` (which addresses may be probed), `verdict` (quorum, override,
 //! calculated checks).
@@ -302,7 +303,9 @@ impl Store {
     /// checks (`Invalid`, field `childHealthChecks[i]`). With a caller
     /// reference already used: the same settings give back the existing
     /// check (`created: false`), other settings are a [`StoreError::Conflict`]
-    /// (409). Checkers are notified and probe the new check at once.
+    /// (409). Past the account's health-check quota:
+    /// [`StoreError::LimitExceeded`]. Checkers are notified and probe the new
+    /// check at once.
     pub async fn create_health_check(
         &self,
         account_id: &str,
@@ -311,6 +314,8 @@ impl Store {
     ) -> Result<CreatedHealthCheck> {
         let config = spec.validate(policy)?;
         let mut tx = self.pool().begin().await?;
+        let quota = crate::tenancy::Quota::HealthChecksPerAccount;
+        crate::api::lock_account_quota(&mut tx, quota, account_id).await?;
         if let Some(reference) = &spec.caller_reference {
             let sql = select_check!("WHERE account_id = $1 AND caller_reference = $2");
             let row = sqlx::query(sql).bind(account_id).bind(reference).fetch_optional(&mut *tx).await?;
@@ -347,6 +352,12 @@ impl Store {
                 }
             }
         }
+        let checks: i64 = sqlx::query("SELECT count(*) AS n FROM health_checks WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        crate::tenancy::check_quota(quota, &self.rules().quotas, checks, 1)?;
         let inserted = sqlx::query(
             "INSERT INTO health_checks (account_id, type, ip, host, port, path, search_string, request_interval,
                  failure_threshold, inverted, disabled, child_health_checks, health_threshold, caller_reference)
@@ -563,6 +574,61 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    // ---- the installation's target policy ----
+
+    /// The stored target policy (the built-in default if the row is missing).
+    pub async fn target_policy(&self) -> Result<TargetPolicy> {
+        let row = sqlx::query(
+            "SELECT allow_loopback, allow_private, allow_link_local, allow_metadata,
+                    allowed_networks::text[] AS allowed, refused_networks::text[] AS refused
+             FROM health_target_policy WHERE id",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(TargetPolicy::DEFAULT) };
+        let networks = |column: &str| -> Result<Vec<ipnet::IpNet>> {
+            let texts: Vec<String> = row.try_get(column)?;
+            Ok(texts.iter().filter_map(|t| t.parse().ok()).collect())
+        };
+        Ok(TargetPolicy {
+            allow_loopback: row.try_get("allow_loopback")?,
+            allow_private: row.try_get("allow_private")?,
+            allow_link_local: row.try_get("allow_link_local")?,
+            allow_metadata: row.try_get("allow_metadata")?,
+            allowed_networks: networks("allowed")?,
+            refused_networks: networks("refused")?,
+        })
+    }
+
+    /// Replaces the stored target policy and tells every checker, which
+    /// reloads it and stops probing the checks it now refuses.
+    pub async fn set_target_policy(&self, policy: &TargetPolicy) -> Result<()> {
+        let texts = |nets: &[ipnet::IpNet]| nets.iter().map(|n| n.trunc().to_string()).collect::<Vec<_>>();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO health_target_policy (id, allow_loopback, allow_private, allow_link_local,
+                 allow_metadata, allowed_networks, refused_networks)
+             VALUES (true, $1, $2, $3, $4, $5::cidr[], $6::cidr[])
+             ON CONFLICT (id) DO UPDATE SET allow_loopback = excluded.allow_loopback,
+                 allow_private = excluded.allow_private, allow_link_local = excluded.allow_link_local,
+                 allow_metadata = excluded.allow_metadata, allowed_networks = excluded.allowed_networks,
+                 refused_networks = excluded.refused_networks, updated_at = now()",
+        )
+        .bind(policy.allow_loopback)
+        .bind(policy.allow_private)
+        .bind(policy.allow_link_local)
+        .bind(policy.allow_metadata)
+        .bind(texts(&policy.allowed_networks))
+        .bind(texts(&policy.refused_networks))
+        .execute(&mut *tx)
+        .await?;
+        // Checkers follow the change log: a TARGET_POLICY row makes each
+        // reload the policy and judge every check again.
+        append(&mut tx, NewChange::target_policy().comment(Some("target policy changed"))).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     // ---- for the health checker ----

@@ -12,6 +12,7 @@ pub mod readiness;
 pub mod routing;
 pub mod routing_api;
 mod rows;
+pub mod tenancy;
 pub mod usage;
 
 use std::time::Duration;
@@ -68,6 +69,9 @@ pub enum StoreError {
     /// The object does not exist (or belongs to another account).
     #[error("{0} not found")]
     NotFound(String),
+    /// The command would exceed one of the installation's quotas.
+    #[error(transparent)]
+    LimitExceeded(#[from] tenancy::LimitExceeded),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -115,10 +119,11 @@ impl Default for ZoneDefaults {
     }
 }
 
-/// A handle on the database.
+/// A handle on the database, with the installation's tenancy rules.
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    rules: tenancy::TenancyRules,
 }
 
 impl Store {
@@ -129,7 +134,18 @@ impl Store {
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy(url)?;
-        Ok(Store { pool })
+        Ok(Store { pool, rules: tenancy::TenancyRules::default() })
+    }
+
+    /// The same handle applying `rules` (quotas, public-suffix zones).
+    pub fn with_rules(mut self, rules: tenancy::TenancyRules) -> Store {
+        self.rules = rules;
+        self
+    }
+
+    /// The tenancy rules this handle applies.
+    pub fn rules(&self) -> &tenancy::TenancyRules {
+        &self.rules
     }
 
     /// Connects and checks that the database answers.
@@ -191,6 +207,16 @@ impl Store {
     }
 
     /// Creates a hosted zone with its SOA and NS record sets, in one change.
+    ///
+    /// Refused: the root, and top-level names and public suffixes unless
+    /// the rules allow them ([`StoreError::Invalid`]); a name that another
+    /// account hosts, or that lies inside or above one of its zones (the DNS
+    /// servers answer from the most specific zone, so it would let one
+    /// account answer for another's names; [`StoreError::Conflict`] on
+    /// `name`); a zone past the account's quota
+    /// ([`StoreError::LimitExceeded`]). The overlap check and the insert run
+    /// in one transaction under a transaction-scoped advisory lock that
+    /// every zone creation takes, so two racing creations cannot both pass.
     pub async fn create_zone(
         &self,
         account_id: &str,
@@ -203,6 +229,7 @@ impl Store {
             return Err(ValidationError::new("name", "the root zone cannot be hosted").into());
         }
         let apex_text = apex.to_ascii();
+        tenancy::check_zone_name(&apex_text, &self.rules)?;
         let primary = defaults.nameservers.first().cloned().unwrap_or_else(|| "ns1.signpost.test.".into());
         let soa = RecordSet::simple(
             &apex_text,
@@ -215,7 +242,21 @@ impl Store {
         for (field, rrset) in [("soa", &soa), ("nameservers", &ns)] {
             signpost_core::validate::validate_record_set(&apex, rrset).map_err(|e| e.within(field))?;
         }
+        let taken = || StoreError::Conflict {
+            field: "name".into(),
+            message: format!("a hosted zone named {apex_text} (or one that overlaps it) already exists"),
+        };
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ZONE_CREATION_LOCK).execute(&mut *tx).await?;
+        if zone_overlapping_other(&mut tx, account_id, &apex_text).await?.is_some() {
+            return Err(taken());
+        }
+        let zones: i64 = sqlx::query("SELECT count(*) AS n FROM hosted_zones WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        tenancy::check_quota(tenancy::Quota::ZonesPerAccount, &self.rules.quotas, zones, 1)?;
         let row = sqlx::query(
             "INSERT INTO hosted_zones (account_id, name, comment) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO NOTHING RETURNING id, serial",
@@ -225,12 +266,7 @@ impl Store {
         .bind(comment)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Err(StoreError::Conflict {
-                field: "name".into(),
-                message: format!("a hosted zone named {apex_text} already exists"),
-            });
-        };
+        let Some(row) = row else { return Err(taken()) };
         let zone = HostedZone {
             id: row.try_get("id")?,
             account_id: account_id.to_string(),
@@ -385,4 +421,36 @@ pub fn new_api_key() -> String {
 /// SHA-256 of an API key, the form it is stored in.
 pub fn hash_api_key(api_key: &str) -> Vec<u8> {
     Sha256::digest(api_key.as_bytes()).to_vec()
+}
+
+/// The advisory lock every zone creation holds until it commits (a
+/// constant: "SPZONES" in ASCII).
+const ZONE_CREATION_LOCK: i64 = 0x53_505a_4f4e_4553;
+
+/// A zone of another account that `apex` equals, lies inside, or contains.
+/// Ancestors are looked up by name (`= ANY`, the unique index), descendants
+/// by a range of `reverse(name) COLLATE "C"` (its index).
+async fn zone_overlapping_other(
+    conn: &mut sqlx::PgConnection,
+    account_id: &str,
+    apex: &str,
+) -> Result<Option<String>> {
+    let mut names = tenancy::ancestors(apex);
+    names.push(apex.to_string());
+    let (low, high) = tenancy::descendant_range(apex);
+    let row = sqlx::query(
+        "(SELECT name FROM hosted_zones WHERE name = ANY($2) AND account_id <> $1 LIMIT 1)
+         UNION ALL
+         (SELECT name FROM hosted_zones
+          WHERE reverse(name) COLLATE \"C\" >= $3 AND reverse(name) COLLATE \"C\" < $4
+            AND account_id <> $1 LIMIT 1)
+         LIMIT 1",
+    )
+    .bind(account_id)
+    .bind(&names)
+    .bind(&low)
+    .bind(&high)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok(r.try_get("name")?)).transpose()
 }

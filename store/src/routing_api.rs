@@ -38,6 +38,22 @@ pub const MAX_LATENCY_ENTRIES: usize = 10_000;
 pub const MAX_LATENCY_MS: f64 = 100_000.0;
 /// Most regions an account may add or override.
 pub const MAX_ACCOUNT_REGIONS: i64 = 1000;
+
+/// Whether `id` has the shape of a CIDR collection id: a lower-case UUID,
+/// like Route 53's CollectionId (the database's default since
+/// `20261202000005_tenancy.sql`), or `C` and 20 upper-case hex digits (the
+/// collections made before, whose prefix was the changes' one).
+pub fn is_collection_id(id: &str) -> bool {
+    let hex = |part: &str, len: usize| {
+        part.len() == len && part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let parts: Vec<&str> = id.split('-').collect();
+    let uuid = parts.len() == 5 && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, len)| hex(p, len));
+    let legacy = id.len() == 21
+        && id.starts_with('C')
+        && id[1..].bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
+    uuid || legacy
+}
 /// Longest CIDR block (shortest network) Route 53 accepts, IPv4 and IPv6.
 const MAX_BLOCK_LEN: (u8, u8) = (24, 48);
 
@@ -770,6 +786,16 @@ async fn latency_rows(conn: &mut PgConnection, account_id: &str) -> Result<Vec<L
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collection_ids_are_uuids_or_the_old_shape() {
+        assert!(is_collection_id("c8c02a84-aaaa-4bbb-8ccc-0123456789ab"));
+        assert!(is_collection_id("C0123456789ABCDEF0123"));
+        assert!(!is_collection_id("C8C02A84-AAAA-4BBB-8CCC-0123456789AB"));
+        assert!(!is_collection_id("c8c02a84-aaaa-4bbb-8ccc-0123456789a"));
+        assert!(!is_collection_id("Z0123456789ABCDEF0123"));
+        assert!(!is_collection_id(""));
+    }
 
     fn collection(locations: &[(&str, &[&str])]) -> CidrCollectionSpec {
         CidrCollectionSpec {

@@ -56,7 +56,7 @@ impl From<CidrCollectionBody> for store::CidrCollectionSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CidrCollection {
-    /// Collection id (`C…`), the `cidrRouting.collectionId` of record sets.
+    /// Collection id (a UUID, like Route 53's), the `cidrRouting.collectionId` of record sets.
     pub id: String,
     /// Its name.
     pub name: String,

@@ -8,12 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use signpost_store::StoreError;
-use signpost_store::routing_api::CidrCollectionSpec;
+use signpost_store::routing_api::{CidrCollectionSpec, is_collection_id};
 
 use super::{PageParams, encode_cursor};
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::checks::is_id;
 use crate::dto::{CidrCollection, CidrCollectionBody, CidrCollectionList};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
@@ -36,7 +35,7 @@ fn collection_error(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
 }
 
 fn collection_id(id: &str) -> Result<(), ApiError> {
-    if is_id(id, 'C') { Ok(()) } else { Err(no_such_collection(id)) }
+    if is_collection_id(id) { Ok(()) } else { Err(no_such_collection(id)) }
 }
 
 /// Create a CIDR collection.

@@ -45,6 +45,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     responses(
         (status = 201, description = "The new check; checkers probe it at once", body = HealthCheck),
         (status = 200, description = "The check made earlier with the same callerReference and settings", body = HealthCheck),
+        (status = 400, description = "Invalid settings, a target the installation's policy refuses, or the account's health-check quota is reached (`LimitExceeded`)", body = ErrorBody),
         (status = 409, description = "The callerReference was used with other settings", body = ErrorBody),
     ),
 )]
@@ -54,11 +55,15 @@ pub async fn create_health_check(
     ApiJson(spec): ApiJson<HealthCheckSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_all_zones("create health checks")?;
-    let made = state
+    // The installation's stored policy, as the checkers apply it.
+    let policy = state
         .store
-        .create_health_check(&caller.account_id, &spec, &state.config.target_policy)
+        .target_policy()
         .await
-        .map_err(check_error(""))?;
+        .map_err(|e| ApiError::from_store(e, "NoSuchHealthCheck"))?
+        .in_mode(state.config.local_targets);
+    let made =
+        state.store.create_health_check(&caller.account_id, &spec, &policy).await.map_err(check_error(""))?;
     let status = if made.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(HealthCheck::from(made.check))))
 }

@@ -28,6 +28,7 @@ fn already_exists(name: &str) -> ApiError {
     request_body = CreateZone,
     responses(
         (status = 201, description = "The zone, its name servers and the change that created it", body = Zone),
+        (status = 400, description = "Not a name that may be hosted (the root, a top-level name or a public suffix), or the account's zone quota is reached (`LimitExceeded`)", body = ErrorBody),
         (status = 409, description = "The name (or an overlapping one) is hosted by another owner", body = ErrorBody),
     ),
 )]
@@ -38,24 +39,17 @@ pub async fn create_zone(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_all_zones("create hosted zones")?;
     check_comment(body.comment.as_deref(), "comment")?;
-    let apex = signpost_core::names::parse_name(&body.name, "name")?;
-    if apex.is_root() {
-        return Err(ApiError::invalid("name", "the root zone cannot be hosted"));
-    }
-    let name = apex.to_ascii();
     let store = &state.store;
-    let taken = store
-        .zone_name_taken_by_other(&caller.account_id, &name)
-        .await
-        .map_err(|e| ApiError::from_store(e, "NoSuchHostedZone"))?;
-    if taken.is_some() {
-        return Err(already_exists(&name));
-    }
+    // The store checks the name (root, public suffixes), the overlap with
+    // other accounts' zones and the quota, in the creating transaction.
     let zone = store
-        .create_zone(&caller.account_id, &name, body.comment.as_deref(), &state.config.zone_defaults)
+        .create_zone(&caller.account_id, &body.name, body.comment.as_deref(), &state.config.zone_defaults)
         .await
         .map_err(|e| match e {
-            StoreError::Conflict { .. } => already_exists(&name),
+            StoreError::Conflict { .. } => already_exists(
+                &signpost_core::names::canonical_text(&body.name, "name")
+                    .unwrap_or_else(|_| body.name.clone()),
+            ),
             other => ApiError::from_store(other, "NoSuchHostedZone"),
         })?;
     let details = store

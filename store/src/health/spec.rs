@@ -336,8 +336,8 @@ mod tests {
         HealthCheckSpec { ip: Some(ip.into()), ..HealthCheckSpec::new(CheckType::Http) }
     }
 
-    fn field(spec: &HealthCheckSpec, policy: TargetPolicy) -> String {
-        spec.validate(&policy).unwrap_err().field
+    fn field(spec: &HealthCheckSpec, policy: &TargetPolicy) -> String {
+        spec.validate(policy).unwrap_err().field
     }
 
     #[test]
@@ -354,42 +354,42 @@ mod tests {
     #[test]
     fn errors_name_their_field() {
         let strict = TargetPolicy::STRICT;
-        assert_eq!(field(&http("127.0.0.1"), strict), "ip");
+        assert_eq!(field(&http("127.0.0.1"), &strict), "ip");
         assert!(http("127.0.0.1").validate(&TargetPolicy::ALLOW_PRIVATE).is_ok());
-        assert_eq!(field(&http("192.0.2.1"), TargetPolicy::ALLOW_PRIVATE), "ip");
-        assert_eq!(field(&http("not-an-ip"), strict), "ip");
-        assert_eq!(field(&HealthCheckSpec::new(CheckType::Http), strict), "ip");
+        assert_eq!(field(&http("192.0.2.1"), &TargetPolicy::ALLOW_PRIVATE), "ip");
+        assert_eq!(field(&http("not-an-ip"), &strict), "ip");
+        assert_eq!(field(&HealthCheckSpec::new(CheckType::Http), &strict), "ip");
         let tcp = HealthCheckSpec { ip: Some("8.8.8.8".into()), ..HealthCheckSpec::new(CheckType::Tcp) };
-        assert_eq!(field(&tcp, strict), "port");
-        assert_eq!(field(&HealthCheckSpec { port: Some(70000), ..http("8.8.8.8") }, strict), "port");
+        assert_eq!(field(&tcp, &strict), "port");
+        assert_eq!(field(&HealthCheckSpec { port: Some(70000), ..http("8.8.8.8") }, &strict), "port");
         assert_eq!(
-            field(&HealthCheckSpec { request_interval: Some(0), ..http("8.8.8.8") }, strict),
+            field(&HealthCheckSpec { request_interval: Some(0), ..http("8.8.8.8") }, &strict),
             "requestInterval"
         );
         assert_eq!(
-            field(&HealthCheckSpec { failure_threshold: Some(11), ..http("8.8.8.8") }, strict),
+            field(&HealthCheckSpec { failure_threshold: Some(11), ..http("8.8.8.8") }, &strict),
             "failureThreshold"
         );
-        assert_eq!(field(&HealthCheckSpec { path: Some("a b".into()), ..http("8.8.8.8") }, strict), "path");
+        assert_eq!(field(&HealthCheckSpec { path: Some("a b".into()), ..http("8.8.8.8") }, &strict), "path");
         assert_eq!(
-            field(&HealthCheckSpec { search_string: Some(String::new()), ..http("8.8.8.8") }, strict),
+            field(&HealthCheckSpec { search_string: Some(String::new()), ..http("8.8.8.8") }, &strict),
             "searchString"
         );
         let tcp_path = HealthCheckSpec { port: Some(22), path: Some("/".into()), ..tcp.clone() };
-        assert_eq!(field(&tcp_path, strict), "path");
+        assert_eq!(field(&tcp_path, &strict), "path");
         let host =
             HealthCheckSpec { host: Some("localhost".into()), ..HealthCheckSpec::new(CheckType::Http) };
-        assert_eq!(field(&host, strict), "host");
+        assert_eq!(field(&host, &strict), "host");
         let host =
             HealthCheckSpec { host: Some("bad_host!".into()), ..HealthCheckSpec::new(CheckType::Http) };
-        assert_eq!(field(&host, strict), "host");
+        assert_eq!(field(&host, &strict), "host");
         let host = HealthCheckSpec {
             host: Some("WWW.Example.com.".into()),
             ..HealthCheckSpec::new(CheckType::Http)
         };
         assert_eq!(host.validate(&strict).unwrap().host.as_deref(), Some("www.example.com"));
         let children = HealthCheckSpec { child_health_checks: Some(vec!["H1".into()]), ..http("8.8.8.8") };
-        assert_eq!(field(&children, strict), "childHealthChecks");
+        assert_eq!(field(&children, &strict), "childHealthChecks");
     }
 
     #[test]
@@ -401,11 +401,11 @@ mod tests {
         };
         let c = calc(vec!["H1", "H2"], Some(1)).validate(&TargetPolicy::STRICT).unwrap();
         assert_eq!((c.child_health_checks.len(), c.health_threshold, c.port), (2, Some(1), None));
-        assert_eq!(field(&calc(vec![], None), TargetPolicy::STRICT), "childHealthChecks");
-        assert_eq!(field(&calc(vec!["H1", "H1"], None), TargetPolicy::STRICT), "childHealthChecks[1]");
-        assert_eq!(field(&calc(vec!["H1"], Some(257)), TargetPolicy::STRICT), "healthThreshold");
+        assert_eq!(field(&calc(vec![], None), &TargetPolicy::STRICT), "childHealthChecks");
+        assert_eq!(field(&calc(vec!["H1", "H1"], None), &TargetPolicy::STRICT), "childHealthChecks[1]");
+        assert_eq!(field(&calc(vec!["H1"], Some(257)), &TargetPolicy::STRICT), "healthThreshold");
         let with_ip = HealthCheckSpec { ip: Some("8.8.8.8".into()), ..calc(vec!["H1"], None) };
-        assert_eq!(field(&with_ip, TargetPolicy::STRICT), "ip");
+        assert_eq!(field(&with_ip, &TargetPolicy::STRICT), "ip");
     }
 
     #[test]
