@@ -402,7 +402,7 @@ async fn run(cli: Cli) -> Result<()> {
         open_store_in_background(cli.database_url.as_deref(), &cli.state_dir, examples).await?
     } else {
         (
-            open_store(cli.database_url.as_deref(), &cli.state_dir, false).await?,
+            open_store(cli.database_url.as_deref(), &cli.state_dir).await?,
             watch::channel(DatabaseState::Ready).1,
         )
     };
@@ -528,10 +528,10 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Finds the database, connects, and applies pending migrations. With
-/// `wait`, an unreachable database is retried (services started before
-/// their database come up by themselves); otherwise it is an error.
-async fn open_store(configured: Option<&str>, state_dir: &Path, wait: bool) -> Result<Store> {
+/// For one-shot commands: finds the database, connects and applies pending
+/// migrations, or fails at once with the reason (services use
+/// [`open_store_in_background`]).
+async fn open_store(configured: Option<&str>, state_dir: &Path) -> Result<Store> {
     let located = locate_database(configured, state_dir, "signpost").await?;
     match &located.origin {
         DatabaseOrigin::Configured => {}
@@ -540,26 +540,12 @@ async fn open_store(configured: Option<&str>, state_dir: &Path, wait: bool) -> R
             tracing::info!(data_dir = %data_dir.display(), "using a private PostgreSQL cluster")
         }
     }
-    let mut delay = std::time::Duration::from_millis(250);
-    loop {
-        let attempt = async {
-            let store = Store::connect(&located.url).await?;
-            store.migrate().await?;
-            Ok::<_, signpost_store::StoreError>(store)
-        };
-        match attempt.await {
-            Ok(store) => return Ok(store),
-            Err(e) if wait && e.is_unavailable() => {
-                tracing::warn!(error = %e, retry_in = ?delay, "PostgreSQL unreachable; waiting for it");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted while waiting for PostgreSQL"),
-                }
-                delay = (delay * 2).min(std::time::Duration::from_secs(5));
-            }
-            Err(e) => return Err(e).context("connecting to PostgreSQL and applying migrations"),
-        }
-    }
+    let attempt = async {
+        let store = Store::connect(&located.url).await?;
+        store.migrate().await?;
+        Ok::<_, signpost_store::StoreError>(store)
+    };
+    attempt.await.context("connecting to PostgreSQL and applying migrations")
 }
 
 /// How long the background preparation waits for an answer before it

@@ -1009,7 +1009,7 @@ async fn zone_files_export_through_named_checkzone_and_import_atomically() {
         ("$ORIGIN files.test.\n$TTL 60\nc IN CNAME x.example.\nc IN A 192.0.2.1\n", "must stand alone"),
         ("$INCLUDE /etc/passwd\n", "$INCLUDE is not supported"),
         // Without a TTL anywhere.
-        ("$ORIGIN files.test.\nx IN A 192.0.2.1\n", "ttl not specified"),
+        ("$ORIGIN files.test.\nx IN A 192.0.2.1\n", "line 2: no TTL"),
     ] {
         let r = api.post_text(&format!("/v1/zones/{zone}/zonefile"), bad);
         assert_error(&r, 400, None, message);

@@ -313,3 +313,24 @@ async fn the_api_stores_high_octets_exactly_and_refuses_what_it_cannot_store() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zone_names_keep_every_octet_through_the_api_and_dns() {
+    let db = TestDb::new().await;
+    let server = Signpost::serve(&db, &["--api-rate-limit", "1000", "--api-rate-burst", "1000"]);
+    let api = Api { addr: server.api_addr(), key: account_key(&db, "acme") };
+    // Decimal escapes: `\032` is a space, `\200` the octet 0xC8; never read as octal.
+    let r = api.post("/v1/zones", &json!({"name": "Sp\\032ace\\200.test."}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["name"], "sp\\032ace\\200.test.", "{}", r.body);
+    let apex = name_from_labels(&[&b"sp ace\xc8"[..], b"test"]).unwrap();
+    let mut reply = ask_name(server.dns, &apex, RecordType::SOA);
+    let mut waited = 0;
+    while reply.answers.is_empty() && waited < 100 {
+        std::thread::sleep(Duration::from_millis(50));
+        waited += 1;
+        reply = ask_name(server.dns, &apex, RecordType::SOA);
+    }
+    assert_eq!(reply.answers.len(), 1, "{reply:?}");
+    assert_eq!(reply.answers[0].name.iter().next(), Some(&b"sp ace\xc8"[..]));
+}

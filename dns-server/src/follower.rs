@@ -7,7 +7,8 @@
 //! is INSYNC when every live server's position has reached it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use signpost_core::snapshot::ZoneContent;
 use signpost_core::{HostedZone, RecordSet, Snapshot};
@@ -27,21 +28,31 @@ const HEARTBEAT_RETRY: Duration = Duration::from_millis(500);
 /// that stops heartbeating stops counting after
 /// [`DEFAULT_CHECKER_LIVENESS`], which no change row announces.
 pub const HEALTH_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// How long applying may keep failing before it is logged as a warning.
+const APPLY_FAILURE_WARNING: Duration = Duration::from_secs(10);
 
-/// Builds a zone's content with its usage cell, logging record sets that
-/// cannot be served.
+/// Stored record sets (and whole zones) that failed to build and are not
+/// served, since the process started (`signpost_dns_record_sets_skipped_total`).
+/// Validation accepts only what builds, so anything here is a bug or data
+/// written around the store.
+pub static SKIPPED_RECORD_SETS: AtomicU64 = AtomicU64::new(0);
+
+/// Builds a zone's content with its usage cell; record sets that cannot be
+/// served are logged as errors and counted.
 pub fn build_zone(zone: HostedZone, rrsets: &[RecordSet], usage: &UsageRegistry) -> Option<Arc<ZoneContent>> {
     let name = zone.name.clone();
     let cell = usage.cell(&zone.id);
     match ZoneContent::build(zone, rrsets).map(|c| c.with_usage(cell)) {
         Ok(content) => {
             for skipped in &content.skipped {
-                tracing::warn!(zone = %name, error = %skipped, "stored record set skipped");
+                tracing::error!(zone = %name, error = %skipped, "stored record set cannot be served; skipped");
             }
+            SKIPPED_RECORD_SETS.fetch_add(content.skipped.len() as u64, Ordering::Relaxed);
             Some(Arc::new(content))
         }
         Err(e) => {
             tracing::error!(zone = %name, error = %e, "zone cannot be served");
+            SKIPPED_RECORD_SETS.fetch_add(rrsets.len().max(1) as u64, Ordering::Relaxed);
             None
         }
     }
@@ -55,6 +66,14 @@ pub struct Follower {
     server_id: String,
     hostname: String,
     last_seq: i64,
+    heartbeat: Option<Heartbeat>,
+}
+
+/// The running heartbeat task: the position it reports, and its stop switch.
+struct Heartbeat {
+    applied: watch::Sender<i64>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Follower {
@@ -62,7 +81,36 @@ impl Follower {
     pub fn new(store: Store, state: Arc<ServerState>, usage: Arc<UsageRegistry>, server_id: String) -> Self {
         let hostname =
             std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-        Follower { store, state, usage, server_id, hostname, last_seq: 0 }
+        Follower { store, state, usage, server_id, hostname, last_seq: 0, heartbeat: None }
+    }
+
+    /// Starts the heartbeat at `seq` (a server restored from its disk copy
+    /// reports the copy's position): from then on the server counts as live
+    /// and behind, so no later change is INSYNC before this server applied it.
+    pub fn start_heartbeat(&mut self, seq: i64) {
+        if self.heartbeat.is_some() {
+            return;
+        }
+        self.last_seq = self.last_seq.max(seq);
+        let (applied, applied_rx) = watch::channel(self.last_seq);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(heartbeat(
+            self.store.clone(),
+            self.server_id.clone(),
+            self.hostname.clone(),
+            applied_rx,
+            stop_rx,
+        ));
+        self.heartbeat = Some(Heartbeat { applied, stop, task });
+    }
+
+    /// Reports `seq` as applied (to the heartbeat task).
+    fn report_applied(&mut self, seq: i64) {
+        self.last_seq = seq;
+        self.state.note_applied_seq(seq); // disk copy hook (persist.rs)
+        if let Some(heartbeat) = &self.heartbeat {
+            let _ = heartbeat.applied.send(seq);
+        }
     }
 
     /// Loads every zone; retries until the database answers or `shutdown`.
@@ -73,9 +121,8 @@ impl Follower {
                 Ok((seq, snapshot)) => {
                     tracing::info!(zones = snapshot.zone_count(), seq, "snapshot loaded");
                     self.state.replace_snapshot(snapshot);
-                    self.state.note_applied_seq(seq); // disk copy hook (persist.rs)
-                    self.last_seq = seq;
-                    let _ = self.store.dns_heartbeat(&self.server_id, &self.hostname, seq).await;
+                    self.start_heartbeat(seq);
+                    self.report_applied(seq);
                     return Ok(());
                 }
                 Err(e) if e.is_unavailable() => {
@@ -122,31 +169,34 @@ impl Follower {
 
     /// Applies changes until `shutdown`, then removes the heartbeat row.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let (applied_tx, applied_rx) = watch::channel(self.last_seq);
-        let (stop_heartbeat, heartbeat_stop) = watch::channel(false);
-        let heartbeat = tokio::spawn(heartbeat(
-            self.store.clone(),
-            self.server_id.clone(),
-            self.hostname.clone(),
-            applied_rx,
-            heartbeat_stop,
-        ));
+        self.start_heartbeat(self.last_seq);
         let mut feed = ChangeFeed::new(self.store.clone(), self.last_seq);
         let mut health_timer = tokio::time::interval(HEALTH_RELOAD_INTERVAL);
         health_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         health_timer.tick().await;
+        // Since when applying has failed without a break (logged louder once
+        // it lasts: every change stays PENDING meanwhile).
+        let mut failing_since: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 batch = feed.next() => match self.apply(&batch).await {
                     Ok(()) => {
                         feed.applied(&batch);
-                        self.last_seq = feed.position();
-                        self.state.note_applied_seq(self.last_seq); // disk copy hook (persist.rs)
-                        let _ = applied_tx.send(self.last_seq);
+                        self.report_applied(feed.position());
+                        failing_since = None;
                         tracing::debug!(seq = self.last_seq, rows = batch.rows.len(), "changes applied");
                     }
-                    Err(e) => tracing::debug!(error = %e, "applying changes failed; will retry"),
+                    Err(e) => {
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= APPLY_FAILURE_WARNING {
+                            tracing::warn!(error = %e, seconds = since.elapsed().as_secs(),
+                                "applying changes keeps failing; this server is behind");
+                            failing_since = Some(Instant::now());
+                        } else {
+                            tracing::debug!(error = %e, "applying changes failed; will retry");
+                        }
+                    }
                 },
                 _ = health_timer.tick() => {
                     if let Err(e) = self.reload_health().await {
@@ -158,8 +208,16 @@ impl Follower {
                 break;
             }
         }
-        let _ = stop_heartbeat.send(true);
-        let _ = heartbeat.await;
+        self.goodbye().await;
+    }
+
+    /// Stops the heartbeat and removes the server's row (graceful stop), so
+    /// it stops counting for INSYNC at once.
+    pub async fn goodbye(mut self) {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            let _ = heartbeat.stop.send(true);
+            let _ = heartbeat.task.await;
+        }
         let _ = self.store.dns_server_gone(&self.server_id).await;
     }
 

@@ -7,8 +7,8 @@ pub mod follower;
 pub mod fuzzing;
 pub mod listeners;
 pub mod metrics;
-pub mod rrl;
 pub mod persist;
+pub mod rrl;
 pub mod usage;
 pub mod wire;
 
@@ -388,15 +388,24 @@ async fn load_and_follow(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
+    // Count as live (and behind, at the disk copy's position) before the
+    // load, which may take long: no change committed meanwhile can be INSYNC
+    // while this server still answers from an old copy.
+    follower.start_heartbeat(state.applied_seq().max(0));
     loop {
-        match follower.initial_load(&mut shutdown.clone()).await {
+        let loaded = follower.initial_load(&mut shutdown.clone()).await;
+        let stopping = *shutdown.borrow();
+        match loaded {
             Ok(()) => break,
-            Err(_) if *shutdown.borrow() => return,
+            Err(_) if stopping => return follower.goodbye().await,
             Err(e) => {
                 tracing::error!(error = %e, "loading the zones failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return,
+                let stop = tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                    _ = shutdown.wait_for(|stop| *stop) => true,
+                };
+                if stop {
+                    return follower.goodbye().await;
                 }
             }
         }

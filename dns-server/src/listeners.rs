@@ -246,7 +246,9 @@ fn millis_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Accepts TCP connections until `shutdown` turns true.
+/// Accepts TCP connections until `shutdown` turns true; then closes every
+/// open connection and waits for their tasks, so nothing is answered (or
+/// counted for usage) after this returns.
 pub async fn serve_tcp(
     listener: TcpListener,
     state: Arc<ServerState>,
@@ -255,10 +257,13 @@ pub async fn serve_tcp(
 ) {
     let start = Instant::now();
     let table: Arc<Mutex<ConnTable>> = Arc::default();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Reap finished connection tasks (the set stays as big as the table).
+        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
@@ -291,7 +296,7 @@ pub async fn serve_tcp(
         let _ = socket2::SockRef::from(&stream).set_send_buffer_size(limits.send_buffer_bytes);
         let state = state.clone();
         let table = table.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let closed = tokio::select! {
                 closed = serve_connection(stream, &conn, &state, &limits, start) => closed,
                 _ = conn.evicted.notified() => Closed::Evicted,
@@ -311,6 +316,10 @@ pub async fn serve_tcp(
             }
         });
     }
+    // A task is aborted only at an await point, never between answering a
+    // query and counting it.
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
 }
 
 /// Why a connection ended.

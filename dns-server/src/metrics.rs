@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use hickory_proto::op::ResponseCode;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, Opts};
 use signpost_core::UsageCategory;
 
 use crate::listeners::ListenerStats;
@@ -46,6 +46,7 @@ pub struct DnsMetrics {
     queries: IntCounterVec,
     panics: IntCounterVec,
     rrl: IntCounterVec,
+    skipped: IntCounter,
     stats: Mutex<Option<Arc<ListenerStats>>>,
 }
 
@@ -76,11 +77,17 @@ impl Default for DnsMetrics {
             &["action"],
         )
         .expect("static metric definition");
+        let skipped = IntCounter::new(
+            "signpost_dns_record_sets_skipped_total",
+            "Stored record sets that failed to build into the snapshot and are not served",
+        )
+        .expect("static metric definition");
         DnsMetrics {
             shards: (0..SHARDS).map(|_| Shard(Default::default())).collect(),
             queries,
             panics,
             rrl,
+            skipped,
             stats: Mutex::new(None),
         }
     }
@@ -112,6 +119,7 @@ impl Collector for DnsMetrics {
         let mut d = self.queries.desc();
         d.extend(self.panics.desc());
         d.extend(self.rrl.desc());
+        d.extend(self.skipped.desc());
         d
     }
 
@@ -146,9 +154,12 @@ impl Collector for DnsMetrics {
                 counter.inc_by(value.load(Ordering::Relaxed));
             }
         }
+        self.skipped.reset();
+        self.skipped.inc_by(crate::follower::SKIPPED_RECORD_SETS.load(Ordering::Relaxed));
         let mut families = self.queries.collect();
         families.extend(self.panics.collect());
         families.extend(self.rrl.collect());
+        families.extend(self.skipped.collect());
         families
     }
 }

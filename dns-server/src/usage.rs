@@ -218,7 +218,14 @@ impl UsageFlusher {
                 _ = tokio::time::sleep(interval.min(to_boundary + Duration::from_millis(1))) => {}
                 _ = stop.wait_for(|stop| *stop) => break,
             }
-            match self.flush().await {
+            // A flush that hangs (a partitioned connection) must not hold up
+            // the stop: its batch is marked attempted and keeps its key, so
+            // the final flush or the spill carries it and it counts once.
+            let flushed = tokio::select! {
+                result = self.flush() => result,
+                _ = stop.wait_for(|stop| *stop) => break,
+            };
+            match flushed {
                 Ok(()) => {
                     self.remove_spool();
                     self.prune_now_and_then().await;
@@ -386,6 +393,12 @@ impl UsageFlusher {
     fn write_spill(&mut self) -> Result<Option<PathBuf>, persist::PersistError> {
         let Some(dir) = &self.spill_dir else { return Ok(None) };
         let path = dir.join(format!("{SPILL_PREFIX}{}.bin", self.server_id));
+        // A batch on disk never changes again: another server started on the
+        // same state directory may replay it (and commit its key) at any time,
+        // so later counts must go into a new batch with a new key.
+        for batch in &mut self.queue {
+            batch.attempted = true;
+        }
         let spill = Spill {
             database: self.database.clone(),
             spilled_at: Utc::now().timestamp(),

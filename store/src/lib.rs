@@ -228,7 +228,7 @@ impl Store {
         if apex.is_root() {
             return Err(ValidationError::new("name", "the root zone cannot be hosted").into());
         }
-        let apex_text = apex.to_ascii();
+        let apex_text = signpost_core::names::name_text(&apex);
         tenancy::check_zone_name(&apex_text, &self.rules)?;
         let primary = defaults.nameservers.first().cloned().unwrap_or_else(|| "ns1.signpost.test.".into());
         let soa = RecordSet::simple(

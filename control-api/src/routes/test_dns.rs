@@ -89,7 +89,7 @@ impl TestQuestion {
     pub fn parse(params: &TestDnsParams, zone_name: &str) -> Result<TestQuestion, ApiError> {
         let name_text = required(&params.name, "name")?;
         let name = signpost_core::names::parse_name(name_text, "name")?;
-        let canonical = name.to_ascii().to_ascii_lowercase();
+        let canonical = signpost_core::names::name_text(&name);
         if !inside_zone(&canonical, zone_name) {
             return Err(ApiError::invalid("name", format!("{canonical} is not inside the zone {zone_name}")));
         }
