@@ -448,11 +448,14 @@ mod tests {
     }
 
     #[test]
-    fn the_lock_key_is_the_migrations() {
+    fn the_lock_key_and_the_kinds_are_the_migrations() {
         let migration = include_str!("../../migrations/20261202000001_change_feed.sql");
         assert!(migration.contains(&format!("pg_advisory_xact_lock({CHANGE_LOG_LOCK})")));
+        // The newest definition of the kinds' CHECK (20261202000005 added TARGET_POLICY).
+        let tenancy = include_str!("../../migrations/20261202000005_tenancy.sql");
+        let check = &tenancy[tenancy.rfind("changes_kind_known").expect("the kinds' CHECK")..];
         for kind in ChangeKind::ALL {
-            assert!(migration.contains(&format!("'{kind}'")), "{kind} missing from the CHECK");
+            assert!(check.contains(&format!("'{kind}'")), "{kind} missing from the CHECK");
         }
     }
 
