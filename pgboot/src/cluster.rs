@@ -342,7 +342,9 @@ impl PrivateCluster {
     /// data directory is `dir/pgdata`, which must be absent, empty, or hold
     /// a cluster of an earlier start) and starts it. The caller should keep
     /// `dir` short: the socket directory moves to `/tmp` when `dir` is too
-    /// long for a socket path.
+    /// long for a socket path, and the whole cluster to
+    /// `/var/tmp/signpost-<hash>` when the OS user it runs as cannot reach
+    /// `dir` (as for the state directory's cluster).
     pub async fn start(dir: &Path, options: ClusterOptions) -> Result<PrivateCluster, BootstrapError> {
         let dir = std::path::absolute(dir)
             .map_err(|e| BootstrapError::io(format!("cannot resolve {}", dir.display()), e))?;
