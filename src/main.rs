@@ -11,7 +11,7 @@ use signpost_core::geo::GeoLocator;
 use signpost_core::names::parse_name;
 use signpost_core::zonefile::{parse_zone_file, render_zone_file};
 use signpost_health::CheckerConfig;
-use signpost_store::bootstrap::{DatabaseOrigin, locate_database};
+use signpost_pgboot::{DatabaseOrigin, locate_database};
 use signpost_store::health::TargetPolicy;
 use signpost_store::readiness::DatabaseState;
 use signpost_store::tenancy::{Quotas, TenancyRules};

@@ -1,10 +1,9 @@
 //! signpost-store: the only crate that knows SQL. Queries over the one
 //! schema in `migrations/`, change batches as single transactions that also
 //! append to the change log and `NOTIFY signpost_changes`, the change feed the
-//! DNS servers follow, and the zero-config database bootstrap.
+//! DNS servers follow. (Finding or starting a server is signpost-pgboot.)
 
 pub mod api;
-pub mod bootstrap;
 mod changes;
 pub mod feed;
 pub mod health;

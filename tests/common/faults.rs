@@ -6,7 +6,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
+use signpost_pgboot::{ClusterOptions, Listen, PrivateCluster, StopMode};
 
 use crate::common::{answer_data, edns, query_message, rcode_name};
 
@@ -23,104 +23,66 @@ use crate::common::{answer_data, edns, query_message, rcode_name};
 // A private PostgreSQL cluster
 // ---------------------------------------------------------------------------
 
-/// A PostgreSQL cluster of one test: its own data directory under a
-/// temporary directory, reachable only over a Unix socket in that directory
-/// (`listen_addresses=''`), so stopping it with `-m immediate` leaves no
-/// TCP port in TIME_WAIT to block the restart (the probe's trap with a port
-/// in the ephemeral range). Stopped and removed on drop.
+/// A PostgreSQL cluster of one test (signpost-pgboot's [`PrivateCluster`]):
+/// its own data directory under a temporary directory, reachable only over
+/// a Unix socket in that directory (`listen_addresses=''`), so stopping it
+/// with `-m immediate` leaves no TCP port in TIME_WAIT to block the restart
+/// (the probe's trap with a port in the ephemeral range). Stopped and
+/// removed on drop.
 pub struct PgCluster {
     dir: PathBuf,
-    data: PathBuf,
-    bindir: PathBuf,
-    port: u16,
-    run_as: Option<(u32, u32)>,
+    cluster: PrivateCluster,
 }
 
 impl PgCluster {
     /// `initdb` and start a fresh cluster (run as the `postgres` OS user when
     /// the tests run as root, as PostgreSQL refuses to run as root).
     pub fn start() -> PgCluster {
-        let bindir = pg_bindir().expect("PostgreSQL's initdb and pg_ctl (apt-get install postgresql)");
-        let run_as = if is_root() { Some(os_user("postgres").expect("a postgres OS user")) } else { None };
         // Short: the socket path must fit in sun_path.
         let dir = PathBuf::from(format!("/tmp/sp-pg-{:08x}", rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).expect("cluster directory");
-        if let Some((uid, gid)) = run_as {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the cluster directory");
-        }
-        // Outside 32768–60999, and only a socket name anyway.
-        let port = 20_000 + (rand::random::<u16>() % 10_000);
-        let cluster = PgCluster { data: dir.join("data"), dir, bindir, port, run_as };
-        let out = cluster
-            .command("initdb")
-            .arg("-D")
-            .arg(&cluster.data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
-            .output()
-            .expect("run initdb");
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-        std::fs::write(
-            cluster.data.join("postgresql.auto.conf"),
+        let options = ClusterOptions {
+            listen: Listen::SocketOnly,
             // fsync off only guards against a crash of the machine, which no
             // scenario makes; commits still reach the kernel before the
             // client hears of them, so killed servers lose nothing committed.
-            "fsync = off\nmax_connections = 200\n",
-        )
-        .expect("cluster settings");
-        cluster.resume();
-        cluster
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(self.bindir.join(program));
-        command.current_dir("/").stdin(Stdio::null());
-        if let Some((uid, gid)) = self.run_as {
-            command.uid(uid).gid(gid);
-        }
-        command
+            settings: vec![("fsync".into(), "off".into()), ("max_connections".into(), "200".into())],
+            no_sync: true,
+        };
+        let cluster = block_on(PrivateCluster::start(&dir, options))
+            .expect("a private PostgreSQL cluster (apt-get install postgresql)");
+        PgCluster { dir, cluster }
     }
 
     /// The URL of database `name` on this cluster (over its socket).
     pub fn url(&self, name: &str) -> String {
-        format!("postgres:///{name}?host={}&port={}&user=postgres", self.dir.display(), self.port)
+        self.cluster.url(name)
     }
 
     /// `pg_ctl start` (waits until it accepts connections).
     pub fn resume(&self) {
-        let log = self.dir.join("postgres.log");
-        let options = format!("-p {} -k {} -c listen_addresses=''", self.port, self.dir.display());
-        let out = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "60", "-o", &options, "start"])
-            .process_group(0)
-            .output()
-            .expect("run pg_ctl start");
-        let tail = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(out.status.success(), "pg_ctl start: {}\n{tail}", String::from_utf8_lossy(&out.stdout));
+        if let Err(e) = block_on(self.cluster.resume()) {
+            let tail = std::fs::read_to_string(self.cluster.log_file()).unwrap_or_default();
+            panic!("pg_ctl start: {e}\n{tail}");
+        }
     }
 
     /// `pg_ctl stop -m MODE` (`fast`: sessions are ended and it shuts down
     /// cleanly; `immediate`: every process quits at once, crash recovery on
     /// the next start).
     pub fn stop(&self, mode: &str) {
-        let out = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", mode, "-w", "-t", "60", "stop"])
-            .output()
-            .expect("run pg_ctl stop");
-        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+        let mode = match mode {
+            "fast" => StopMode::Fast,
+            "immediate" => StopMode::Immediate,
+            other => panic!("no stop mode {other:?} (fast or immediate)"),
+        };
+        block_on(self.cluster.stop(mode)).expect("pg_ctl stop");
     }
 
     /// SIGKILL to the postmaster and every backend (a crash of the machine's
     /// database as the clients see it), then waits for them to be gone.
     pub fn kill(&self) {
-        let pid_file = std::fs::read_to_string(self.data.join("postmaster.pid")).expect("postmaster.pid");
+        let pid_file =
+            std::fs::read_to_string(self.cluster.data_dir().join("postmaster.pid")).expect("postmaster.pid");
         let postmaster: u32 = pid_file.lines().next().and_then(|l| l.trim().parse().ok()).expect("a pid");
         let mut pids = children_of(postmaster);
         pids.push(postmaster);
@@ -137,47 +99,32 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        if self.data.join("postmaster.pid").exists() {
-            let _ =
-                self.command("pg_ctl").arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+        if self.cluster.data_dir().join("postmaster.pid").exists() {
+            let _ = block_on(self.cluster.stop(StopMode::Immediate));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn os_user(name: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.len() > 3 && fields[0] == name)
-            .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))?
+/// Runs `future` to completion on a runtime of its own, on another thread
+/// (the scenarios are plain `#[test]`s, and a drop may happen anywhere).
+fn block_on<F>(future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime")
+                    .block_on(future)
+            })
+            .join()
+            .expect("the cluster thread")
     })
-}
-
-fn pg_bindir() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-    }
-    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut versions: Vec<PathBuf> =
-            entries.filter_map(Result::ok).map(|e| e.path().join("bin")).collect();
-        versions.sort();
-        dirs.extend(versions.into_iter().rev());
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    dirs.into_iter().find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
 }
 
 /// Process ids whose parent is `parent`.

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use signpost_core::rdata::rdata_text;
+use signpost_pgboot::{create_database, drop_database, locate_database};
 use signpost_store::Store;
-use signpost_store::bootstrap::{create_database, drop_database, locate_database};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
