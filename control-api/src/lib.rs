@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pricing;
 pub mod routes;
+pub mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
