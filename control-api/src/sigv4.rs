@@ -366,7 +366,7 @@ pub fn canonical_query(query: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
+            (uri_encode(percent_decode(k), false), uri_encode(percent_decode(v), false))
         })
         .collect();
     pairs.sort();
