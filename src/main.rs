@@ -418,6 +418,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Accounts { command: AccountsCommand::Create { name, aws } } => {
+            if aws {
+                store.master_key_ready().context("the master key for the access key's secret")?;
+            }
             let account = store.create_account(&name).await.context("creating the account")?;
             let mut shown = serde_json::json!({"accountId": account.account_id, "apiKey": account.api_key});
             if aws {

@@ -149,6 +149,13 @@ impl Store {
         self
     }
 
+    /// Loads (or makes) the master key now: `Ok` when secrets can be sealed
+    /// and opened. Lets a command fail before it changes anything.
+    pub fn master_key_ready(&self) -> Result<()> {
+        self.master_key.as_ref().ok_or(secrets::SecretsError::NotConfigured)?.get()?;
+        Ok(())
+    }
+
     /// The same handle applying `rules` (quotas, public-suffix zones).
     pub fn with_rules(mut self, rules: tenancy::TenancyRules) -> Store {
         self.rules = rules;
