@@ -336,3 +336,50 @@ async fn accounts_create_aws_prints_a_key_pair_once() {
     assert_route53_error(&r, 400, "InvalidAction");
     let _ = std::fs::remove_dir_all(&state_dir);
 }
+
+#[tokio::test]
+async fn aws_key_pairs_share_the_key_quota_and_zone_limits() {
+    let db = TestDb::new().await;
+    let state_dir = temp_state_dir();
+    let dir = state_dir.display().to_string();
+    let server = Signpost::api_only(
+        &db,
+        &["--state-dir", &dir, "--api-rate-limit", "0", "--max-api-keys-per-account", "3"],
+    );
+    let api = Api { addr: server.api_addr(), key: account_key(&db, "acme") };
+    let zone = api.zone("quota.sigv4.test.");
+
+    // Limited to a zone of the account; the pair signs like any other.
+    let (_, akid, secret) = aws_key(&api, json!({"zoneIds": [zone]}));
+    let listed = api.get("/v1/keys").json();
+    let entry = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|k| k["accessKeyId"] == akid.as_str())
+        .cloned();
+    assert_eq!(entry.expect("listed")["zoneIds"], json!([zone]));
+    let list = Signed { method: "GET", path: "/2013-04-01/hostedzone", query: "", body: "" };
+    let r = http_raw(
+        api.addr,
+        &sign(api.addr, &list, (&akid, &secret), "ap-south-1", "route53", Utc::now(), None),
+    );
+    assert_route53_error(&r, 400, "InvalidAction");
+
+    // Bad input changes nothing.
+    let r = api.post("/v1/keys", &json!({"kind": "aws", "zoneIds": ["Z00000000000000000000"]}));
+    assert_error(&r, 400, Some("zoneIds[0]"), "no hosted zone");
+    let r = api.post("/v1/keys", &json!({"kind": "sigv2"}));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(api.get("/v1/keys").json()["items"].as_array().expect("items").len(), 2);
+
+    // The same quota as bearer keys: the account's key, the limited pair, one more.
+    aws_key(&api, json!({}));
+    for kind in ["aws", "bearer"] {
+        let r = api.post("/v1/keys", &json!({ "kind": kind }));
+        assert_error(&r, 400, None, "max-api-keys-per-account");
+        assert_eq!(r.json()["error"]["code"], "LimitExceeded", "{}", r.body);
+    }
+    assert_eq!(api.get("/v1/keys").json()["items"].as_array().expect("items").len(), 3);
+    let _ = std::fs::remove_dir_all(&state_dir);
+}
