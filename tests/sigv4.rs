@@ -297,7 +297,7 @@ async fn read_only_aws_keys_may_not_write_and_secrets_are_sealed_at_rest() {
     let addr = server.api_addr();
     let r = http_raw(addr, &sign(addr, &list, creds, "us-east-1", "route53", now, None));
     assert_eq!(r.status, 500, "{}", r.body);
-    assert!(r.body.contains("<Code>InternalFailure</Code>"), "{}", r.body);
+    assert!(r.body.contains("<Type>Receiver</Type><Code>InternalFailure</Code>"), "{}", r.body);
     let _ = std::fs::remove_dir_all(&state_dir);
     let _ = std::fs::remove_dir_all(&other);
 }

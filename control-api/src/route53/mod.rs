@@ -42,10 +42,12 @@ impl Route53Error {
         Route53Error { status, code, message: message.into() }
     }
 
-    /// The XML body, with `request_id`.
+    /// The XML body, with `request_id`. The type is `Sender` for the
+    /// client's errors, `Receiver` for the server's (5xx).
     pub fn to_xml(&self, request_id: &str) -> String {
+        let kind = if self.status.is_server_error() { "Receiver" } else { "Sender" };
         format!(
-            "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"{XMLNS}\"><Error><Type>Sender</Type><Code>{}</Code>\
+            "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"{XMLNS}\"><Error><Type>{kind}</Type><Code>{}</Code>\
              <Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
             xml_escape(self.code),
             xml_escape(&self.message),
@@ -235,6 +237,8 @@ mod tests {
              <Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>a &lt; b &amp; &quot;c&quot;</Message>\
              </Error><RequestId>abc</RequestId></ErrorResponse>"
         );
+        let down = Route53Error::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "later");
+        assert!(down.to_xml("x").contains("<Type>Receiver</Type>"));
     }
 
     #[test]
