@@ -335,6 +335,10 @@ enum AccountsCommand {
     Create {
         /// Account name.
         name: String,
+        /// Also make an AWS access key pair for Route 53's API (SigV4) and
+        /// print `accessKeyId` and `secretAccessKey` (shown once).
+        #[arg(long)]
+        aws: bool,
     },
 }
 
@@ -406,15 +410,35 @@ async fn run(cli: Cli) -> Result<()> {
             watch::channel(DatabaseState::Ready).1,
         )
     };
+    let store = store.with_master_key(signpost_store::secrets::MasterKeySource::new(&cli.state_dir));
     let state_dir = cli.state_dir.clone();
     match cli.command {
         Command::Migrate => {
             println!("migrations applied");
             Ok(())
         }
-        Command::Accounts { command: AccountsCommand::Create { name } } => {
+        Command::Accounts { command: AccountsCommand::Create { name, aws } } => {
+            if aws {
+                store.master_key_ready().context("the master key for the access key's secret")?;
+            }
             let account = store.create_account(&name).await.context("creating the account")?;
-            println!("{}", serde_json::json!({"accountId": account.account_id, "apiKey": account.api_key}));
+            let mut shown = serde_json::json!({"accountId": account.account_id, "apiKey": account.api_key});
+            if aws {
+                let spec = signpost_store::api::KeySpec {
+                    kind: signpost_store::api::KeyKind::Aws,
+                    name: Some("initial-aws".into()),
+                    ..Default::default()
+                };
+                let made = store
+                    .create_api_key(&account.account_id, &spec)
+                    .await
+                    .context("making the access key")?;
+                if let signpost_store::api::NewKeySecret::Aws(secret) = &made.secret {
+                    shown["accessKeyId"] = made.info.access_key_id.clone().into();
+                    shown["secretAccessKey"] = secret.expose().into();
+                }
+            }
+            println!("{shown}");
             Ok(())
         }
         Command::Zone {

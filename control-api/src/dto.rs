@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use signpost_core::ValidationError;
 use signpost_core::model as core;
 use signpost_core::validate::MAX_TTL;
-use signpost_store::api::{ApiKeyInfo, ZoneDetails};
+use signpost_store::api::{ApiKeyInfo, KeyKind, ZoneDetails};
 use signpost_store::{ChangeAction, ChangeStatus};
 use utoipa::ToSchema;
 
@@ -472,6 +472,10 @@ impl From<ZoneDetails> for Zone {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateKey {
+    /// `bearer` (default): a secret for `Authorization: Bearer`; `aws`: an
+    /// access key pair for Route 53's API (SigV4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<KeyKindName>,
     /// A name for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -483,12 +487,45 @@ pub struct CreateKey {
     pub zone_ids: Option<Vec<String>>,
 }
 
+/// What kind of credential a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKindName {
+    /// `Authorization: Bearer <apiKey>` on /v1.
+    Bearer,
+    /// An AWS access key pair signing Route 53 requests (SigV4) on /2013-04-01.
+    Aws,
+}
+
+impl From<KeyKind> for KeyKindName {
+    fn from(k: KeyKind) -> Self {
+        match k {
+            KeyKind::Bearer => KeyKindName::Bearer,
+            KeyKind::Aws => KeyKindName::Aws,
+        }
+    }
+}
+
+impl From<KeyKindName> for KeyKind {
+    fn from(k: KeyKindName) -> Self {
+        match k {
+            KeyKindName::Bearer => KeyKind::Bearer,
+            KeyKindName::Aws => KeyKind::Aws,
+        }
+    }
+}
+
 /// An API key, without its secret.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Key {
     /// Key id (`K…`).
     pub id: String,
+    /// Bearer key or AWS access key pair.
+    pub kind: KeyKindName,
+    /// The access key id of an AWS key pair (`AKIA…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
     /// A name for people.
     pub name: Option<String>,
     /// Whether the key may only read.
@@ -501,7 +538,15 @@ pub struct Key {
 
 impl From<ApiKeyInfo> for Key {
     fn from(k: ApiKeyInfo) -> Self {
-        Key { id: k.id, name: k.name, read_only: k.read_only, zone_ids: k.zone_ids, created_at: k.created_at }
+        Key {
+            id: k.id,
+            kind: k.kind.into(),
+            access_key_id: k.access_key_id,
+            name: k.name,
+            read_only: k.read_only,
+            zone_ids: k.zone_ids,
+            created_at: k.created_at,
+        }
     }
 }
 
@@ -511,8 +556,17 @@ impl From<ApiKeyInfo> for Key {
 pub struct CreatedKey {
     /// Key id (`K…`).
     pub id: String,
-    /// The secret, for `Authorization: Bearer …`.
-    pub api_key: String,
+    /// Bearer key or AWS access key pair.
+    pub kind: KeyKindName,
+    /// The secret of a bearer key, for `Authorization: Bearer …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// The access key id of an AWS key pair (`AKIA…`, 20 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// The secret access key of an AWS key pair (40 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
     /// A name for people.
     pub name: Option<String>,
     /// Whether the key may only read.

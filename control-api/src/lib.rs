@@ -17,7 +17,9 @@ pub mod geo;
 pub mod metrics;
 pub mod openapi;
 pub mod pricing;
+pub mod route53;
 pub mod routes;
+pub mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -207,6 +209,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(system::metrics))
         .route("/v1/openapi.json", get(system::openapi));
     v1.merge(public)
+        .merge(route53::router(state.clone()))
         .fallback(system::no_route)
         .method_not_allowed_fallback(system::no_method)
         .layer(from_fn_with_state(state.clone(), time_limit))

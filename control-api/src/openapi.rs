@@ -43,7 +43,7 @@ use crate::routes::{
         ErrorBody, ErrorDetail, dto::Rrset, dto::RecordType, dto::GeoLocation, dto::GeoProximity, dto::Coordinates,
         dto::Failover, dto::CidrRouting, dto::AliasTarget, dto::AllUnhealthy, dto::Action, dto::ChangeItem,
         dto::ChangeBatch, dto::Status, dto::Change, dto::CreateZone, dto::Zone, dto::ZoneList,
-        dto::RrsetList, dto::CreateKey, dto::Key, dto::CreatedKey, dto::KeyList, dto::Health,
+        dto::RrsetList, dto::CreateKey, dto::KeyKindName, dto::Key, dto::CreatedKey, dto::KeyList, dto::Health,
         dto::HealthCheckType, dto::CreateHealthCheck, dto::HealthCheck, dto::HealthCheckList, dto::OverrideState,
         dto::SetOverride, dto::CheckerStatus, dto::HealthStatus,
         dto::CidrLocation, dto::CidrCollectionBody, dto::CidrCollection, dto::CidrCollectionList,

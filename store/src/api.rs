@@ -15,18 +15,46 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 
 use crate::feed::{NewChange, append};
 use crate::tenancy::{Quota, check_quota};
-use crate::{ChangeInfo, Result, Store, StoreError, hash_api_key, new_api_key};
+use rand::{Rng, RngCore};
+use zeroize::Zeroize;
+
+use crate::secrets::{Sealed, SecretString, SecretsError};
+use crate::{ApiKey, ChangeInfo, Result, Store, StoreError, hash_api_key, new_api_key};
 
 /// Longest API key name.
 pub const MAX_KEY_NAME_LEN: usize = 128;
 /// Most zones one API key may be limited to.
 pub const MAX_KEY_ZONES: usize = 100;
 
+/// What kind of credential an API key is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A secret sent as `Authorization: Bearer …` (/v1).
+    #[default]
+    Bearer,
+    /// An AWS access key pair that signs requests with SigV4 (/2013-04-01).
+    Aws,
+}
+
+impl KeyKind {
+    /// The stored spelling (`bearer`, `aws`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Bearer => "bearer",
+            KeyKind::Aws => "aws",
+        }
+    }
+}
+
 /// An API key as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyInfo {
     /// Key id (`K…`).
     pub id: String,
+    /// Bearer key or AWS access key pair.
+    pub kind: KeyKind,
+    /// The access key id of an AWS key pair (not secret: sent with every request).
+    pub access_key_id: Option<String>,
     /// A name for people.
     pub name: Option<String>,
     /// Whether the key may only read.
@@ -42,13 +70,55 @@ pub struct ApiKeyInfo {
 pub struct NewApiKey {
     /// The key's identity and limits.
     pub info: ApiKeyInfo,
-    /// The secret to send as `Authorization: Bearer …`.
-    pub api_key: String,
+    /// The secret.
+    pub secret: NewKeySecret,
 }
+
+/// The secret of a key just made.
+#[derive(Debug, Clone)]
+pub enum NewKeySecret {
+    /// The secret to send as `Authorization: Bearer …`.
+    Bearer(SecretString),
+    /// The secret access key of an AWS key pair (its id is in the info).
+    Aws(SecretString),
+}
+
+/// An AWS access key pair found by its access key id: the key's identity
+/// and limits, and its unsealed secret (to verify a signature with).
+#[derive(Debug, Clone)]
+pub struct AwsAccessKey {
+    /// The key and its account and scopes.
+    pub key: ApiKey,
+    /// The secret access key.
+    pub secret: SecretString,
+}
+
+/// A new access key id: `AKIA` and 16 upper-case letters and digits, as AWS's.
+pub fn new_access_key_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..16).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
+    format!("AKIA{tail}")
+}
+
+/// A new secret access key: 40 base64 characters (30 random bytes), as AWS's.
+pub fn new_secret_access_key() -> SecretString {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 30];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = base64::engine::general_purpose::STANDARD.encode(bytes);
+    bytes.zeroize();
+    SecretString::new(secret)
+}
+
+/// The sealing scheme of stored secrets (ChaCha20-Poly1305, AAD = access key id).
+const SEAL_VERSION: i16 = 1;
 
 /// What to make a key with.
 #[derive(Debug, Clone, Default)]
 pub struct KeySpec {
+    /// Bearer key or AWS access key pair.
+    pub kind: KeyKind,
     /// A name for people.
     pub name: Option<String>,
     /// Only reads allowed.
@@ -180,6 +250,11 @@ fn zone_details(row: &PgRow) -> Result<ZoneDetails> {
 fn key_info(row: &PgRow) -> Result<ApiKeyInfo> {
     Ok(ApiKeyInfo {
         id: row.try_get("id")?,
+        kind: match row.try_get::<&str, _>("kind")? {
+            "aws" => KeyKind::Aws,
+            _ => KeyKind::Bearer,
+        },
+        access_key_id: row.try_get("access_key_id")?,
         name: row.try_get("name")?,
         read_only: row.try_get("read_only")?,
         zone_ids: row.try_get("zone_ids")?,
@@ -216,7 +291,7 @@ impl Store {
             .max_connections(max_connections.max(1))
             .acquire_timeout(acquire_timeout)
             .connect_lazy_with(options);
-        Store { pool, rules: self.rules }
+        Store { pool, rules: self.rules, master_key: self.master_key.clone() }
     }
 
     /// Makes an API key for an account. Every zone in `spec.zone_ids` must be
@@ -256,7 +331,22 @@ impl Store {
                 Some(unique)
             }
         };
-        let api_key = new_api_key();
+        // An AWS pair: the access key id in the clear, the secret sealed with
+        // the master key and bound to the access key id.
+        let (secret, key_hash, access_key_id, sealed) = match spec.kind {
+            KeyKind::Bearer => {
+                let api_key = new_api_key();
+                let hash = hash_api_key(&api_key);
+                (NewKeySecret::Bearer(SecretString::new(api_key)), Some(hash), None, None)
+            }
+            KeyKind::Aws => {
+                let master = self.master_key.as_ref().ok_or(SecretsError::NotConfigured)?.get()?;
+                let access_key_id = new_access_key_id();
+                let secret = new_secret_access_key();
+                let sealed = master.seal(&access_key_id, secret.expose());
+                (NewKeySecret::Aws(secret), None, Some(access_key_id), Some(sealed))
+            }
+        };
         let mut tx = self.pool.begin().await?;
         lock_account_quota(&mut tx, Quota::ApiKeysPerAccount, account_id).await?;
         let keys: i64 = sqlx::query("SELECT count(*) AS n FROM api_keys WHERE account_id = $1")
@@ -266,18 +356,55 @@ impl Store {
             .try_get("n")?;
         check_quota(Quota::ApiKeysPerAccount, &self.rules().quotas, keys, 1)?;
         let row = sqlx::query(
-            "INSERT INTO api_keys (account_id, name, key_hash, read_only, zone_ids)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, name, read_only, zone_ids, created_at",
+            "INSERT INTO api_keys (account_id, name, key_hash, read_only, zone_ids, kind, access_key_id,
+                                   secret_nonce, secret_sealed, kek_id, key_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             RETURNING id, kind, access_key_id, name, read_only, zone_ids, created_at",
         )
         .bind(account_id)
         .bind(&spec.name)
-        .bind(hash_api_key(&api_key))
+        .bind(key_hash)
         .bind(spec.read_only)
         .bind(&zone_ids)
+        .bind(spec.kind.as_str())
+        .bind(&access_key_id)
+        .bind(sealed.as_ref().map(|s| s.nonce.clone()))
+        .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
+        .bind(sealed.as_ref().map(|s| s.kek_id.clone()))
+        .bind(sealed.as_ref().map(|_| SEAL_VERSION))
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(NewApiKey { info: key_info(&row)?, api_key })
+        Ok(NewApiKey { info: key_info(&row)?, secret })
+    }
+
+    /// The AWS access key pair with access key id `access_key_id`, with its
+    /// secret unsealed; `None` when there is no such key.
+    pub async fn aws_access_key(&self, access_key_id: &str) -> Result<Option<AwsAccessKey>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, read_only, zone_ids, secret_nonce, secret_sealed, kek_id
+             FROM api_keys WHERE access_key_id = $1 AND kind = 'aws'",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let master = self.master_key.as_ref().ok_or(SecretsError::NotConfigured)?.get()?;
+        let sealed = Sealed {
+            nonce: row.try_get("secret_nonce")?,
+            ciphertext: row.try_get("secret_sealed")?,
+            kek_id: row.try_get("kek_id")?,
+        };
+        let secret = master.open(access_key_id, &sealed)?;
+        Ok(Some(AwsAccessKey {
+            key: ApiKey {
+                id: row.try_get("id")?,
+                account_id: row.try_get("account_id")?,
+                read_only: row.try_get("read_only")?,
+                zone_ids: row.try_get("zone_ids")?,
+            },
+            secret,
+        }))
     }
 
     /// The account's keys, by id, after the key id `after`.
@@ -288,7 +415,7 @@ impl Store {
         limit: usize,
     ) -> Result<Page<ApiKeyInfo>> {
         let rows = sqlx::query(
-            "SELECT id, name, read_only, zone_ids, created_at FROM api_keys
+            "SELECT id, kind, access_key_id, name, read_only, zone_ids, created_at FROM api_keys
              WHERE account_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
         .bind(account_id)
@@ -303,7 +430,7 @@ impl Store {
     /// One of the account's keys.
     pub async fn api_key_info(&self, account_id: &str, key_id: &str) -> Result<ApiKeyInfo> {
         let row = sqlx::query(
-            "SELECT id, name, read_only, zone_ids, created_at FROM api_keys WHERE id = $1 AND account_id = $2",
+            "SELECT id, kind, access_key_id, name, read_only, zone_ids, created_at FROM api_keys WHERE id = $1 AND account_id = $2",
         )
         .bind(key_id)
         .bind(account_id)

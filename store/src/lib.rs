@@ -11,6 +11,7 @@ pub mod readiness;
 pub mod routing;
 pub mod routing_api;
 mod rows;
+pub mod secrets;
 pub mod tenancy;
 pub mod usage;
 
@@ -71,6 +72,9 @@ pub enum StoreError {
     /// The command would exceed one of the installation's quotas.
     #[error(transparent)]
     LimitExceeded(#[from] tenancy::LimitExceeded),
+    /// A secret could not be sealed or opened (master key missing or wrong).
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretsError),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -123,6 +127,8 @@ impl Default for ZoneDefaults {
 pub struct Store {
     pool: PgPool,
     rules: tenancy::TenancyRules,
+    /// Seals and opens stored secrets (SigV4 secret keys); none: refused.
+    master_key: Option<std::sync::Arc<secrets::MasterKeySource>>,
 }
 
 impl Store {
@@ -133,7 +139,20 @@ impl Store {
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy(url)?;
-        Ok(Store { pool, rules: tenancy::TenancyRules::default() })
+        Ok(Store { pool, rules: tenancy::TenancyRules::default(), master_key: None })
+    }
+
+    /// The same handle sealing and opening secrets with `source`'s master key.
+    pub fn with_master_key(mut self, source: secrets::MasterKeySource) -> Store {
+        self.master_key = Some(std::sync::Arc::new(source));
+        self
+    }
+
+    /// Loads (or makes) the master key now: `Ok` when secrets can be sealed
+    /// and opened. Lets a command fail before it changes anything.
+    pub fn master_key_ready(&self) -> Result<()> {
+        self.master_key.as_ref().ok_or(secrets::SecretsError::NotConfigured)?.get()?;
+        Ok(())
     }
 
     /// The same handle applying `rules` (quotas, public-suffix zones).

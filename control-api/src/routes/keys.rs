@@ -1,10 +1,11 @@
-//! API keys: more keys for the account, read-only or limited to zones. The
-//! secret is shown once, in the answer to the create.
+//! API keys: more keys for the account, read-only or limited to zones;
+//! bearer keys for /v1 or AWS access key pairs (`"kind": "aws"`) for Route
+//! 53's API. The secret is shown once, in the answer to the create.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use signpost_store::api::KeySpec;
+use signpost_store::api::{KeyKind, KeySpec, NewKeySecret};
 
 use super::{PageParams, encode_cursor};
 use crate::ApiState;
@@ -34,7 +35,7 @@ fn within_caller_zones(caller: &Caller, zone_ids: Option<&[String]>) -> Result<(
     post, path = "/v1/keys", tag = "keys",
     request_body = CreateKey,
     responses(
-        (status = 201, description = "The key, with its secret (shown this once)", body = CreatedKey),
+        (status = 201, description = "The key, with its secret (shown this once): `apiKey` for a bearer key, `accessKeyId` and `secretAccessKey` for an AWS key pair", body = CreatedKey),
     ),
 )]
 pub async fn create_key(
@@ -43,16 +44,27 @@ pub async fn create_key(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<impl IntoResponse, ApiError> {
     within_caller_zones(&caller, body.zone_ids.as_deref())?;
-    let spec =
-        KeySpec { name: body.name, read_only: body.read_only.unwrap_or(false), zone_ids: body.zone_ids };
+    let spec = KeySpec {
+        kind: body.kind.map_or(KeyKind::Bearer, KeyKind::from),
+        name: body.name,
+        read_only: body.read_only.unwrap_or(false),
+        zone_ids: body.zone_ids,
+    };
     let made = state
         .store
         .create_api_key(&caller.account_id, &spec)
         .await
         .map_err(|e| ApiError::from_store(e, "NoSuchHostedZone"))?;
+    let (api_key, secret_access_key) = match &made.secret {
+        NewKeySecret::Bearer(secret) => (Some(secret.expose().to_owned()), None),
+        NewKeySecret::Aws(secret) => (None, Some(secret.expose().to_owned())),
+    };
     let key = CreatedKey {
         id: made.info.id,
-        api_key: made.api_key,
+        kind: made.info.kind.into(),
+        api_key,
+        access_key_id: made.info.access_key_id,
+        secret_access_key,
         name: made.info.name,
         read_only: made.info.read_only,
         zone_ids: made.info.zone_ids,
