@@ -47,16 +47,6 @@ impl Api {
     }
 }
 
-/// `signpost serve` (rate limit lifted) and a key of a fresh account.
-async fn setup(extra: &[&str]) -> (TestDb, Signpost, Api) {
-    let db = TestDb::new().await;
-    let mut args = vec!["--api-rate-limit", "0"];
-    args.extend_from_slice(extra);
-    let server = Signpost::serve(&db, &args);
-    let api = Api { addr: server.api_addr(), key: account_key(&db, "acme") };
-    (db, server, api)
-}
-
 fn a(name: &str, records: &[&str]) -> Value {
     json!({"name": name, "type": "A", "ttl": 60, "records": records})
 }
@@ -142,7 +132,7 @@ fn write_geo_db() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_checks_are_created_once_listed_and_deleted_only_when_unused() {
-    let (_db, _server, api) = setup(&[]).await;
+    let (_db, _server, api) = serve_with_key(&[]).await;
     let port = tcp_target();
     let body = json!({"type": "TCP", "ip": "127.0.0.1", "port": port, "requestInterval": 1,
         "failureThreshold": 1, "callerReference": "tcp-1"});
@@ -267,7 +257,7 @@ async fn health_checks_are_created_once_listed_and_deleted_only_when_unused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_override_reaches_dns_within_a_second() {
-    let (_db, server, api) = setup(&[]).await;
+    let (_db, server, api) = serve_with_key(&[]).await;
     let port = tcp_target();
     let check = api.check(json!({"type": "TCP", "ip": "127.0.0.1", "port": port, "requestInterval": 1,
         "failureThreshold": 1}));
@@ -342,7 +332,7 @@ async fn signpost_api_applies_the_installation_target_policy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn accounts_are_walls_and_narrow_keys_cannot_write() {
-    let (db, server, alice) = setup(&[]).await;
+    let (db, server, alice) = serve_with_key(&[]).await;
     let bob = alice.as_key(&account_key(&db, "bob"));
     let zone = alice.zone("walls.test.");
     let check = alice.check(json!({"type": "HTTP", "ip": "127.0.0.1", "disabled": true}));
@@ -460,7 +450,7 @@ async fn accounts_are_walls_and_narrow_keys_cannot_write() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cidr_collections_steer_dns_by_client_subnet() {
-    let (_db, server, api) = setup(&[]).await;
+    let (_db, server, api) = serve_with_key(&[]).await;
     let body = json!({"name": "offices", "locations": [
         {"name": "paris", "cidrs": ["203.0.113.0/24", "2001:db8:1::/48"]},
         {"name": "berlin", "cidrs": ["198.51.100.0/24"]}]});
@@ -612,7 +602,7 @@ async fn cidr_collections_steer_dns_by_client_subnet() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_latency_table_and_the_account_regions_steer_latency_records() {
-    let (_db, server, api) = setup(&[]).await;
+    let (_db, server, api) = serve_with_key(&[]).await;
     let zone = api.zone("latency.test.");
     let name = "www.latency.test.";
     let region = |r: &str| json!({ "region": r });
@@ -727,7 +717,7 @@ async fn the_latency_table_and_the_account_regions_steer_latency_records() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_region_override_moves_latency_answers_for_located_clients() {
     let geo = write_geo_db();
-    let (_db, server, api) = setup(&["--geoip-db", geo.to_str().unwrap()]).await;
+    let (_db, server, api) = serve_with_key(&["--geoip-db", geo.to_str().unwrap()]).await;
     let zone = api.zone("near.test.");
     let name = "www.near.test.";
     api.apply(
@@ -767,7 +757,7 @@ type Case<'a> = (&'a str, RecordType, Option<(&'a str, u8)>, &'a [&'a str]);
 #[tokio::test(flavor = "multi_thread")]
 async fn test_dns_answer_agrees_with_dns() {
     let geo = write_geo_db();
-    let (db, server, api) = setup(&["--geoip-db", geo.to_str().unwrap()]).await;
+    let (db, server, api) = serve_with_key(&["--geoip-db", geo.to_str().unwrap()]).await;
     let zone = api.zone("t.test.");
     let check = api.check(json!({"type": "HTTP", "ip": "127.0.0.1", "disabled": true}));
     let sets = [
@@ -848,7 +838,7 @@ fn close(a: &Value, b: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn usage_counts_queries_by_category_and_prices_them() {
-    let (db, server, api) = setup(&["--usage-flush-interval", "0.3"]).await;
+    let (db, server, api) = serve_with_key(&["--usage-flush-interval", "0.3"]).await;
     let zone = api.zone("usage.test.");
     let big = api.zone("a-big.test.");
     let collection = api.collection(json!({"name": "everyone"}));

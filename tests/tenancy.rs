@@ -17,16 +17,6 @@ use common::*;
 use serde_json::{Value, json};
 use signpost_store::health::TargetPolicy;
 
-/// A server with the rate limits lifted and a key of a fresh account.
-async fn setup(extra: &[&str]) -> (TestDb, Signpost, Api) {
-    let db = TestDb::new().await;
-    let mut args = vec!["--api-rate-limit", "0"];
-    args.extend_from_slice(extra);
-    let server = Signpost::serve(&db, &args);
-    let api = Api { addr: server.api_addr(), key: account_key(&db, "acme") };
-    (db, server, api)
-}
-
 fn zone_count(api: &Api) -> usize {
     let r = api.get("/v1/zones");
     assert_eq!(r.status, 200, "{}", r.body);
@@ -35,7 +25,7 @@ fn zone_count(api: &Api) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn racing_creations_of_overlapping_zones_leave_one_owner() {
-    let (db, _server, alice) = setup(&[]).await;
+    let (db, _server, alice) = serve_with_key(&[]).await;
     let bob = alice.as_key(&account_key(&db, "bob"));
     for n in 0..20 {
         let barrier = Arc::new(Barrier::new(2));
@@ -72,7 +62,7 @@ async fn racing_creations_of_overlapping_zones_leave_one_owner() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_import_obeys_the_overlap_rule() {
-    let (db, _server, alice) = setup(&[]).await;
+    let (db, _server, alice) = serve_with_key(&[]).await;
     let _bob = account_key(&db, "bob");
     alice.zone("alpha.test.");
     let file = temp_path("cli.alpha.test.zone");
@@ -102,7 +92,7 @@ async fn the_cli_import_obeys_the_overlap_rule() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn public_suffixes_are_refused_unless_the_operator_allows_them() {
-    let (db, server, alice) = setup(&[]).await;
+    let (db, server, alice) = serve_with_key(&[]).await;
     for name in ["net.", "co.uk.", "in-addr.arpa.", "test.", "Example."] {
         let r = alice.post("/v1/zones", &json!({ "name": name }));
         assert_error(&r, 400, Some("name"), "--allow-public-suffix-zones");
@@ -325,7 +315,7 @@ fn counting_endpoint() -> (u16, Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_honours_a_strict_installation_policy_in_its_own_checker() {
-    let (db, _server, api) = setup(&[]).await;
+    let (db, _server, api) = serve_with_key(&[]).await;
     let (port, hits) = counting_endpoint();
     let r = api.post(
         "/v1/health-checks",
@@ -385,7 +375,7 @@ async fn serve_honours_a_strict_installation_policy_in_its_own_checker() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn small_contracts_of_the_api() {
-    let (db, server, alice) = setup(&[]).await;
+    let (db, server, alice) = serve_with_key(&[]).await;
     let bob = alice.as_key(&account_key(&db, "bob"));
     let zone = bob.zone("bob.test.");
     let change = bob.post(

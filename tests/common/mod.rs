@@ -609,6 +609,17 @@ impl Api {
     }
 }
 
+/// `signpost serve` with the rate limits lifted (plus `extra` arguments) and
+/// a key of a fresh account `acme`.
+pub async fn serve_with_key(extra: &[&str]) -> (TestDb, Signpost, Api) {
+    let db = TestDb::new().await;
+    let mut args = vec!["--api-rate-limit", "0"];
+    args.extend_from_slice(extra);
+    let server = Signpost::serve(&db, &args);
+    let api = Api { addr: server.api_addr(), key: account_key(&db, "acme") };
+    (db, server, api)
+}
+
 /// Creates an account with the CLI and returns its API key.
 pub fn account_key(db: &TestDb, name: &str) -> String {
     let out = run_cli(db, &["accounts", "create", name]);
