@@ -37,7 +37,7 @@ use crate::routes::{
         regions::get_latency_table, regions::put_latency_table, regions::list_regions, regions::put_region,
         regions::delete_region,
         usage::get_zone_usage, usage::get_account_usage,
-        system::healthz, system::metrics,
+        system::healthz, system::readyz, system::metrics,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, dto::Rrset, dto::RecordType, dto::GeoLocation, dto::GeoProximity, dto::Coordinates,
@@ -49,6 +49,7 @@ use crate::routes::{
         dto::CidrLocation, dto::CidrCollectionBody, dto::CidrCollection, dto::CidrCollectionList,
         dto::LatencyEntry, dto::LatencyTable, dto::Region, dto::RegionList, dto::DnsAnswer,
         dto::QueryCounts, dto::QueryCosts, dto::ZoneCost, dto::ZoneUsage, dto::AccountCost, dto::AccountUsage,
+        system::Readiness,
     )),
     modifiers(&CommonAnswers),
     security(("bearer" = [])),
@@ -92,10 +93,19 @@ fn add_common(op: &mut Operation) {
             .entry((*code).to_string())
             .or_insert_with(|| error_response(description, matches!(*code, "429" | "503")).into());
     }
-    if op.request_body.is_some() {
+    if let Some(body) = &op.request_body {
         answers.entry("413".to_string()).or_insert_with(|| {
             error_response("The request body is over the bound (4 MiB by default)", false).into()
         });
+        let json = match body {
+            utoipa::openapi::RefOr::T(body) => body.content.contains_key("application/json"),
+            utoipa::openapi::RefOr::Ref(_) => false,
+        };
+        if json {
+            answers.entry("415".to_string()).or_insert_with(|| {
+                error_response("The body was not sent as `Content-Type: application/json`", false).into()
+            });
+        }
     }
 }
 
@@ -153,14 +163,17 @@ mod tests {
             "/v1/regions",
             "/v1/regions/{code}",
             "/healthz",
+            "/readyz",
             "/metrics",
         ] {
             assert!(paths.contains_key(path), "{path} missing");
         }
         let post = &doc["paths"]["/v1/zones/{id}/changes"]["post"]["responses"];
-        for code in ["200", "400", "401", "403", "404", "409", "413", "429", "503"] {
+        for code in ["200", "400", "401", "403", "404", "409", "413", "415", "429", "503"] {
             assert!(post.get(code).is_some(), "changes: {code} missing");
         }
+        // A zone file is text: no 415 there.
+        assert!(doc["paths"]["/v1/zones/{id}/zonefile"]["post"]["responses"].get("415").is_none());
         assert!(doc["paths"]["/v1/zones"]["get"]["responses"].get("413").is_none());
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
         assert_eq!(doc["paths"]["/healthz"]["get"]["security"], serde_json::json!([{}]));
