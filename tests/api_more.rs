@@ -773,7 +773,7 @@ async fn test_dns_answer_agrees_with_dns() {
     api.apply(&zone, &sets.iter().map(|s| ("CREATE", s)).collect::<Vec<_>>());
     assert!(wait_until(Duration::from_secs(5), || dns_a(&server, "m.t.test.", None).len() == 2).is_some());
 
-    let cases: [Case; 12] = [
+    let cases: [Case<'_>; 12] = [
         ("w.t.test.", RecordType::A, None, &["192.0.2.1"]),
         ("W.T.Test.", RecordType::A, Some(("198.51.100.0", 24)), &["192.0.2.1"]),
         ("f.t.test.", RecordType::A, None, &["192.0.2.3"]),

@@ -2,6 +2,10 @@
 //! snapshot (swapped atomically with arc-swap), never from the database;
 //! the follower keeps the snapshot equal to PostgreSQL's content.
 
+// Issue 10: the services do not unwrap outside unit tests.
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod follower;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -6,6 +6,10 @@
 //! them into a service. Many checkers may run against one database; the
 //! verdict that DNS uses combines them (`signpost_store::health`).
 
+// Issue 10: the services do not unwrap outside unit tests.
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod checker;
 pub mod feed;
 pub mod probe;

@@ -52,7 +52,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
 /// A client configuration for probes: TLS 1.2 and 1.3, HTTP/1.1, no
 /// certificate validation.
-pub fn probe_tls_config() -> Result<ClientConfig, rustls::Error> {
+pub(crate) fn probe_tls_config() -> Result<ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let schemes = provider.signature_verification_algorithms.supported_schemes();
     let mut config = ClientConfig::builder_with_provider(provider.clone() as Arc<CryptoProvider>)

@@ -2,7 +2,9 @@
 //! that a test may stop, kill and restart; `signpost` processes that can be
 //! SIGKILLed, SIGTERMed and restarted on the same address; a UDP canary that
 //! checks every answer; and the figures a scenario reports.
-#![allow(dead_code)]
+// Compiled into several test binaries: not each uses every helper, and its
+// `pub` items are the tests' shared surface, not a crate's API.
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

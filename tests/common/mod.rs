@@ -1,6 +1,8 @@
 //! Shared harness of the end-to-end tests: a fresh PostgreSQL database per
 //! test, the real `signpost` binary on port 0, and plain UDP/TCP DNS clients.
-#![allow(dead_code)]
+// Compiled into several test binaries: not each uses every helper, and its
+// `pub` items are the tests' shared surface, not a crate's API.
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
